@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import Redis from 'ioredis';
 import { toolPaths } from './tools';
@@ -72,7 +73,8 @@ function spawnTracked(cmd: string, args: string[], logName: string): ChildProces
   child.stderr?.on('data', keep);
   child.on('exit', (code, sig) => {
     started.delete(child);
-    if (code && code !== 0 && process.env.PUBFLOW_TEST_DEBUG) console.error(`${logName} exited ${code ?? sig}:\n${tail.join('')}`);
+    if (code && code !== 0 && process.env.PUBFLOW_TEST_DEBUG)
+      console.error(`${logName} exited ${code ?? sig}:\n${tail.join('')}`);
   });
   return child;
 }
@@ -106,8 +108,20 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
       child = spawnTracked(
         bin,
         [
-          '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-          '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--protected-mode', 'no',
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          opts.appendonly ? 'yes' : 'no',
+          '--appendfsync',
+          'always',
+          '--protected-mode',
+          'no',
         ],
         'redis-server',
       );
@@ -115,7 +129,11 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
       await waitFor(
         `redis-server on :${port}`,
         async () => {
-          const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+          const r = new Redis(port, '127.0.0.1', {
+            lazyConnect: true,
+            maxRetriesPerRequest: 0,
+            retryStrategy: () => null,
+          });
           try {
             await r.connect();
             return (await r.ping()) === 'PONG';
@@ -155,7 +173,9 @@ export interface DevServer {
 }
 
 /** `temporal server start-dev` on free ports, with its SQLite state in a temp dir, search attributes registered. */
-export async function startDevServer(opts: { dynamicConfig?: Record<string, string | number | boolean> } = {}): Promise<DevServer> {
+export async function startDevServer(
+  opts: { dynamicConfig?: Record<string, string | number | boolean> } = {},
+): Promise<DevServer> {
   const cli = toolPaths().temporalCli;
   if (!cli) throw new Error('No Temporal CLI: run scripts/provision.sh (or set PUBFLOW_TEMPORAL_CLI).');
   const port = await freePort();
@@ -165,10 +185,28 @@ export async function startDevServer(opts: { dynamicConfig?: Record<string, stri
   const dbFile = path.join(dir, 'temporal.db');
   let child: ChildProcess | undefined;
   const args = [
-    'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
-    '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'error', '--namespace', 'default',
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'error',
+    '--namespace',
+    'default',
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
-    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+    ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => [
+      '--dynamic-config-value',
+      `${k}=${JSON.stringify(v)}`,
+    ]),
   ];
   const server: DevServer = {
     address: `127.0.0.1:${port}`,
@@ -212,7 +250,18 @@ export async function startDevServer(opts: { dynamicConfig?: Record<string, stri
 /** The time-skipping test server, from the provisioned binary when there is one (else the SDK's download). */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const { testServer } = toolPaths();
-  return TestWorkflowEnvironment.createTimeSkipping(
+  const env = await TestWorkflowEnvironment.createTimeSkipping(
     testServer ? { server: { executable: { type: 'existing-path', path: testServer } } } : {},
   );
+  // The test server accepts only registered search attributes, like a real cluster.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(
+      Object.keys(SEARCH_ATTRIBUTES).map((name) => [
+        name,
+        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
+    ),
+  });
+  return env;
 }

@@ -1,0 +1,41 @@
+# pubflow: the two commands a new user needs are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make up         run pubflow (Redis, Temporal dev server + Web UI, worker, API) in the foreground"
+	@echo "make test       install what is needed and run every test (unit, time-skipping, integration)"
+	@echo "make check      typecheck, lint and format check only"
+	@echo "make bench      run the benchmarks in bench/ (see docs/benchmarks.md)"
+	@echo "make reconcile  rebuild the Redis projection from Temporal"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.package-lock.json
+
+tools:
+	scripts/provision.sh
+
+build: install
+	npm run build
+
+check: install
+	npm run typecheck
+	npm run lint
+	npm run format:check
+
+test: install tools check
+	npx jest --ci
+
+up: install tools build
+	scripts/up.sh
+
+bench: install tools build
+	scripts/bench.sh
+
+reconcile: install build
+	node lib/reconcile.js
+
+.PHONY: help install tools build check test up bench reconcile

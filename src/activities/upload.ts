@@ -1,0 +1,111 @@
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { AccountRegistry } from '../platforms/accounts';
+import type { DriverRegistry } from '../platforms';
+import { PublishError } from '../platforms/types';
+import type { ProjectionStore } from '../projection/store';
+import type { Progress, PublishRequest, PublishResult } from '../shared/types';
+import type { Logger } from '../log';
+
+export interface UploadInput {
+  taskId: string;
+  attempt: number;
+  request: PublishRequest;
+}
+
+export interface UploadDeps {
+  store: ProjectionStore;
+  accounts: AccountRegistry;
+  drivers: DriverRegistry;
+  log: Logger;
+  /** How often progress may reach Redis; the issue says at most once a second. */
+  progressIntervalMs?: number;
+}
+
+/** Every failure leaves here as a non-retryable ApplicationFailure whose type is the error kind. */
+function failure(kind: string, message: string, details: Record<string, unknown> = {}, cause?: Error) {
+  return ApplicationFailure.create({ type: kind, message, nonRetryable: true, details: [details], cause });
+}
+
+export function makeUpload(deps: UploadDeps) {
+  const progressIntervalMs = deps.progressIntervalMs ?? 1000;
+
+  return async function upload({ taskId, attempt, request }: UploadInput): Promise<PublishResult> {
+    const ctx = Context.current();
+    const driver = deps.drivers.get(request.platform);
+    if (!driver) throw failure('Internal', `no driver for platform "${request.platform}"`);
+    let account;
+    try {
+      account = deps.accounts.resolve(request.accountId);
+    } catch (err) {
+      throw failure('Internal', `account "${request.accountId}" cannot be used: ${(err as Error).message}`);
+    }
+    if (account.platform !== request.platform)
+      throw failure('Internal', `account "${account.id}" belongs to platform "${account.platform}"`);
+
+    // Heartbeat on a timer as well as on progress: the heartbeat proves this worker is alive (a dead worker is
+    // noticed within heartbeatTimeout) and is how a cancel reaches a driver that reports no progress.
+    let last: Progress = { percent: 0, stage: 'starting' };
+    const heartbeatEvery = Math.max(200, Math.min(1000, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3));
+    const beat = setInterval(() => ctx.heartbeat(last), heartbeatEvery);
+    let lastWrite = 0;
+    let pendingWrite: Progress | null = null;
+    let flushTimer: NodeJS.Timeout | undefined;
+    const writeProgress = (p: Progress) => {
+      lastWrite = Date.now();
+      pendingWrite = null;
+      // Redis being down must never fail an upload: progress is best-effort.
+      deps.store.writeProgress(taskId, attempt, p).catch(() => undefined);
+    };
+    const progress = (p: Progress) => {
+      last = { percent: Math.max(0, Math.min(100, Math.round(p.percent))), stage: p.stage };
+      ctx.heartbeat(last);
+      const wait = progressIntervalMs - (Date.now() - lastWrite);
+      if (wait <= 0) writeProgress(last);
+      else {
+        pendingWrite = last;
+        flushTimer ??= setTimeout(() => {
+          flushTimer = undefined;
+          if (pendingWrite) writeProgress(pendingWrite);
+        }, wait);
+      }
+    };
+
+    deps.log.info('upload started', { taskId, attempt, platform: request.platform, accountId: request.accountId });
+    try {
+      const result = await driver.publish({
+        taskId,
+        attempt,
+        request,
+        account,
+        signal: ctx.cancellationSignal,
+        progress,
+      });
+      const postId = typeof result?.postId === 'string' && result.postId.length > 0 ? result.postId : undefined;
+      const url = typeof result?.url === 'string' && result.url.length > 0 ? result.url : undefined;
+      // Never a silent success: a driver that returns nothing usable has not proven the post exists.
+      if (!postId && !url) throw failure('InvalidResult', 'the driver returned neither a post id nor a url');
+      deps.log.info('upload succeeded', { taskId, attempt, postId, url });
+      return { postId, url };
+    } catch (err) {
+      if (ctx.cancellationSignal.aborted) {
+        deps.log.info('upload aborted', { taskId, attempt });
+        throw new CancelledFailure('upload aborted: the task was cancelled');
+      }
+      if (err instanceof ApplicationFailure) throw err;
+      if (err instanceof PublishError) {
+        deps.log.warn('upload failed', { taskId, attempt, kind: err.kind, message: err.message });
+        throw failure(err.kind, err.message, {
+          retryAfterSeconds: err.options.retryAfterSeconds,
+          evidence: err.options.evidence,
+        });
+      }
+      // An unexpected exception mid-upload: bytes may have gone out. Never guess that it is safe to retry.
+      deps.log.error('upload crashed', { taskId, attempt, error: String(err) });
+      throw failure('Unconfirmed', `unexpected error during upload: ${(err as Error)?.message ?? String(err)}`);
+    } finally {
+      clearInterval(beat);
+      if (flushTimer) clearTimeout(flushTimer);
+    }
+  };
+}

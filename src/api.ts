@@ -1,0 +1,54 @@
+/** The HTTP API process: starts workflows and reads the Redis projection. */
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import Redis from 'ioredis';
+import { createApp } from './api/app';
+import { loadConfig, type Config } from './config';
+import { createLogger } from './log';
+import { createDefaultDrivers } from './platforms';
+import { loadAccounts } from './platforms/accounts';
+import { ProjectionStore } from './projection/store';
+import { TaskStateManager } from './projection/task-state-manager';
+
+export { createApp } from './api/app';
+
+export async function runApi(config: Config = loadConfig()): Promise<Server> {
+  const log = createLogger('api');
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const app = createApp({
+    client,
+    redis,
+    tsm: new TaskStateManager(redis),
+    store: new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds }),
+    accounts: loadAccounts(config.accountsFile),
+    drivers: createDefaultDrivers({ publishedRoot: config.publishedDir }),
+    config,
+    log,
+  });
+  const server = app.listen(config.api.port, config.api.host, () =>
+    log.info('api listening', { url: `http://${config.api.host}:${config.api.port}` }),
+  );
+  const shutdown = (signal: string) => {
+    log.info('api stopping', { signal });
+    server.close(() => {
+      void connection.close().finally(() => {
+        redis.disconnect();
+        process.exit(0);
+      });
+    });
+    setTimeout(() => process.exit(0), 10_000).unref();
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  return server;
+}
+
+if (require.main === module) {
+  runApi().catch((err) => {
+    createLogger('api').error('api failed', { error: err instanceof Error ? err.stack : String(err) });
+    process.exit(1);
+  });
+}

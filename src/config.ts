@@ -1,0 +1,114 @@
+/**
+ * Configuration: every environment variable pubflow reads, parsed and validated once at start-up.
+ * The README's configuration table mirrors this file.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_POLICY, type PublishPolicy } from './shared/policy';
+import { DEFAULT_TASK_QUEUE } from './shared/task-queues';
+
+/** "30s", "10m", "2h", "7d" or plain milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
+  if (!m) throw new Error(`not a duration: "${value}" (use e.g. 500ms, 30s, 10m, 2h, 7d)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
+  return Math.round(n * factor);
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseDuration(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  PUBFLOW_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379/0'),
+  PUBFLOW_API_HOST: z.string().default('0.0.0.0'),
+  PUBFLOW_API_PORT: int(3000, 0, 65535),
+  PUBFLOW_ACCOUNTS_FILE: z.string().optional(),
+  PUBFLOW_MEDIA_ROOT: z.string().default('./media'),
+  PUBFLOW_PUBLISHED_DIR: z.string().default('./data/published'),
+  PUBFLOW_WORKER_CONCURRENCY: int(3, 1, 1000),
+  PUBFLOW_UPLOAD_TIMEOUT: duration('30m'),
+  /** JSON object of per-platform upload timeouts, e.g. {"webhook":"10m","local":"2m"}. */
+  PUBFLOW_UPLOAD_TIMEOUTS: z.string().default('{}'),
+  PUBFLOW_HEARTBEAT_TIMEOUT: duration('30s'),
+  PUBFLOW_REVIEW_TTL: duration('7d'),
+  PUBFLOW_AUTO_RETRY_MAX: int(3, 0, 100),
+  PUBFLOW_AUTO_RETRY_INITIAL: duration('30s'),
+  PUBFLOW_AUTO_RETRY_MAX_DELAY: duration('15m'),
+  PUBFLOW_STATUS_TTL: duration('7d'),
+  PUBFLOW_SHUTDOWN_GRACE: duration('30s'),
+  PUBFLOW_PRUNE_INTERVAL: duration('1h'),
+});
+
+export type RawEnv = z.input<typeof EnvSchema>;
+
+export interface Config {
+  temporal: { address: string; namespace: string; taskQueue: string };
+  redisUrl: string;
+  api: { host: string; port: number };
+  accountsFile?: string;
+  mediaRoot: string;
+  publishedDir: string;
+  workerConcurrency: number;
+  statusTtlSeconds: number;
+  shutdownGraceMs: number;
+  pruneIntervalMs: number;
+  /** The policy for a task on this platform. */
+  policyFor(platform: string): PublishPolicy;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  let perPlatform: Record<string, number>;
+  try {
+    const raw = JSON.parse(e.PUBFLOW_UPLOAD_TIMEOUTS) as unknown;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('must be a JSON object');
+    perPlatform = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, parseDuration(String(v))]));
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  PUBFLOW_UPLOAD_TIMEOUTS: ${(err as Error).message}`);
+  }
+  return {
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.PUBFLOW_TASK_QUEUE },
+    redisUrl: e.REDIS_URL,
+    api: { host: e.PUBFLOW_API_HOST, port: e.PUBFLOW_API_PORT },
+    accountsFile: e.PUBFLOW_ACCOUNTS_FILE || undefined,
+    mediaRoot: path.resolve(e.PUBFLOW_MEDIA_ROOT),
+    publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
+    workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
+    statusTtlSeconds: Math.round(e.PUBFLOW_STATUS_TTL / 1000),
+    shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
+    pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,
+    policyFor: (platform) => ({
+      ...DEFAULT_POLICY,
+      uploadTimeoutMs: perPlatform[platform] ?? e.PUBFLOW_UPLOAD_TIMEOUT,
+      heartbeatTimeoutMs: e.PUBFLOW_HEARTBEAT_TIMEOUT,
+      reviewTtlMs: e.PUBFLOW_REVIEW_TTL,
+      autoRetry: {
+        maxAttempts: e.PUBFLOW_AUTO_RETRY_MAX,
+        initialDelayMs: e.PUBFLOW_AUTO_RETRY_INITIAL,
+        maxDelayMs: e.PUBFLOW_AUTO_RETRY_MAX_DELAY,
+      },
+    }),
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * A pubflow worker process: runs the workflows and the bookkeeping activities on the main task queue, and the
+ * platform uploads on the upload queue with PUBFLOW_WORKER_CONCURRENCY slots. Start more processes to scale out.
+ */
+import { Client, Connection as ClientConnection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import Redis from 'ioredis';
+import { createActivities, type ActivityDeps } from './activities';
+import { loadConfig, type Config } from './config';
+import { createLogger } from './log';
+import { createDefaultDrivers } from './platforms';
+import { loadAccounts } from './platforms/accounts';
+import { ProjectionStore } from './projection/store';
+import { ensureSchedules } from './schedules';
+import { uploadQueueFor } from './shared/task-queues';
+
+export interface PubflowWorkersOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  uploadConcurrency: number;
+  shutdownGraceMs?: number;
+  /** Pre-bundled workflow code (tests bundle once per file); defaults to bundling ./workflows. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+/** The two workers of one pubflow process. Run them together; shutting one down shuts both. */
+export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
+  const activities = createActivities(opts.deps);
+  const { upload, ...bookkeeping } = activities;
+  const workflowSource = opts.workflowBundle
+    ? { workflowBundle: opts.workflowBundle }
+    : { workflowsPath: require.resolve('./workflows') };
+  const shutdownGraceTime = opts.shutdownGraceMs ?? 30_000;
+  const main = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    ...workflowSource,
+    activities: bookkeeping,
+    shutdownGraceTime,
+  });
+  const uploads = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: uploadQueueFor(opts.taskQueue),
+    activities: { upload },
+    maxConcurrentActivityTaskExecutions: opts.uploadConcurrency,
+    // Heartbeats carry cancellation: send them at least every 2 s (not the SDK's default 80% of the heartbeat
+    // timeout), so cancelling a task aborts its upload within seconds.
+    maxHeartbeatThrottleInterval: '2s',
+    shutdownGraceTime,
+  });
+  return {
+    main,
+    uploads,
+    /** Runs both until shutdown (SIGINT/SIGTERM or shutdown()). */
+    async run(): Promise<void> {
+      await Promise.all([main.run(), uploads.run()]);
+    },
+    shutdown(): void {
+      if (main.getState() === 'RUNNING') main.shutdown();
+      if (uploads.getState() === 'RUNNING') uploads.shutdown();
+    },
+  };
+}
+
+export async function runWorker(config: Config = loadConfig()): Promise<void> {
+  const log = createLogger('worker');
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
+  const accounts = loadAccounts(config.accountsFile);
+  const drivers = createDefaultDrivers({ publishedRoot: config.publishedDir });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const clientConnection = await ClientConnection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  await ensureSchedules(client, { taskQueue: config.temporal.taskQueue, pruneIntervalMs: config.pruneIntervalMs });
+  const workers = await createPubflowWorkers({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    deps: { store, accounts, drivers, log },
+    uploadConcurrency: config.workerConcurrency,
+    shutdownGraceMs: config.shutdownGraceMs,
+  });
+  log.info('worker started', {
+    temporal: config.temporal.address,
+    taskQueue: config.temporal.taskQueue,
+    uploadConcurrency: config.workerConcurrency,
+  });
+  try {
+    await workers.run();
+  } finally {
+    await clientConnection.close();
+    await connection.close();
+    redis.disconnect();
+    log.info('worker stopped');
+  }
+}
+
+if (require.main === module) {
+  runWorker().catch((err) => {
+    createLogger('worker').error('worker failed', { error: err instanceof Error ? err.stack : String(err) });
+    process.exit(1);
+  });
+}

@@ -1,0 +1,3 @@
+export { publishSingle } from './publish-single';
+export type { PublishSingleInput, PublishSingleOutput } from './publish-single';
+export { pruneProjectionWorkflow } from './prune-projection';
