@@ -11,7 +11,6 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import Redis from 'ioredis';
 import { toolPaths } from './tools';
 import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
 
@@ -79,6 +78,21 @@ function spawnTracked(cmd: string, args: string[], logName: string): ChildProces
   return child;
 }
 
+/** PING over a raw socket: a probe that leaves no client, timer or retry behind when the port is not ready. */
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
 export interface RedisServer {
   url: string;
   port: number;
@@ -128,19 +142,7 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
       server.pid = child.pid ?? 0;
       await waitFor(
         `redis-server on :${port}`,
-        async () => {
-          const r = new Redis(port, '127.0.0.1', {
-            lazyConnect: true,
-            maxRetriesPerRequest: 0,
-            retryStrategy: () => null,
-          });
-          try {
-            await r.connect();
-            return (await r.ping()) === 'PONG';
-          } finally {
-            r.disconnect();
-          }
-        },
+        () => redisPing(port),
         10_000,
         child,
       );
