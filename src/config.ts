@@ -54,6 +54,7 @@ const EnvSchema = z.object({
   PUBFLOW_STATUS_TTL: duration('7d'),
   PUBFLOW_SHUTDOWN_GRACE: duration('30s'),
   PUBFLOW_PRUNE_INTERVAL: duration('1h'),
+  PUBFLOW_SCHEDULE_HORIZON: duration('90d'),
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -69,6 +70,8 @@ export interface Config {
   statusTtlSeconds: number;
   shutdownGraceMs: number;
   pruneIntervalMs: number;
+  /** A publishAt further ahead than this is refused. */
+  scheduleHorizonMs: number;
   /** The policy for a task on this platform. */
   policyFor(platform: string): PublishPolicy;
 }
@@ -99,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     statusTtlSeconds: Math.round(e.PUBFLOW_STATUS_TTL / 1000),
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
     pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,
+    scheduleHorizonMs: e.PUBFLOW_SCHEDULE_HORIZON,
     policyFor: (platform) => ({
       ...DEFAULT_POLICY,
       uploadTimeoutMs: perPlatform[platform] ?? e.PUBFLOW_UPLOAD_TIMEOUT,

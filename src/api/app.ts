@@ -16,7 +16,7 @@ import type { DriverRegistry } from '../platforms';
 import type { AccountRegistry } from '../platforms/accounts';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskStateManager } from '../projection/task-state-manager';
-import { reviewDecisionUpdate, taskStateQuery, type ReviewDecision } from '../shared/definitions';
+import { rescheduleUpdate, reviewDecisionUpdate, taskStateQuery, type ReviewDecision } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { initialTaskDoc } from '../shared/task-doc';
 import type { PublishRequest, TaskDoc } from '../shared/types';
@@ -31,6 +31,7 @@ import {
   ListReviewsQuery,
   ListTasksQuery,
   PublishBody,
+  RescheduleBody,
   ResolveBody,
   RetryBody,
   TaskIdParam,
@@ -43,7 +44,7 @@ export interface AppDeps {
   store: ProjectionStore;
   accounts: AccountRegistry;
   drivers: DriverRegistry;
-  config: Pick<Config, 'mediaRoot' | 'policyFor' | 'temporal'>;
+  config: Pick<Config, 'mediaRoot' | 'policyFor' | 'temporal' | 'scheduleHorizonMs'>;
   log: Logger;
 }
 
@@ -91,6 +92,14 @@ export function createApp(deps: AppDeps): express.Express {
   const api: Router = express.Router();
   app.use('/api/v1', api);
 
+  function checkHorizon(publishAt: string, field: string) {
+    if (Date.parse(publishAt) > Date.now() + config.scheduleHorizonMs)
+      throw badRequest(
+        field,
+        `more than ${Math.round(config.scheduleHorizonMs / 86_400_000)} days ahead (PUBFLOW_SCHEDULE_HORIZON)`,
+      );
+  }
+
   /** Validates a parsed publish body against the accounts, drivers and media root; returns the request to run. */
   function toRequest(body: PublishBody, where: string): PublishRequest {
     const f = (name: string) => (where ? `${where}.${name}` : name);
@@ -106,6 +115,7 @@ export function createApp(deps: AppDeps): express.Express {
         f('platform'),
         `account "${account.id}" is on platform "${account.platform}", not "${body.platform}"`,
       );
+    if (body.publishAt) checkHorizon(body.publishAt, f('publishAt'));
     const request: PublishRequest = {
       ...body,
       video: { path: resolveMediaPath(config.mediaRoot, body.video.path, f('video.path')) },
@@ -233,6 +243,23 @@ export function createApp(deps: AppDeps): express.Express {
     }
     const deleted = await store.delete(id);
     res.json({ taskId: id, deleted: deleted || inMirror, terminated: d?.status.name === 'RUNNING' });
+  });
+
+  api.post('/tasks/:id/reschedule', async (req, res) => {
+    const id = parse(TaskIdParam, req.params.id, 'id');
+    const body = parse(RescheduleBody, req.body, 'body');
+    checkHorizon(body.publishAt, 'body.publishAt');
+    const d = await describe(id);
+    if (!d) throw notFound(`task ${id}`);
+    if (d.status.name !== 'RUNNING') throw conflict('task_finished', `task ${id} has finished; nothing to reschedule`);
+    try {
+      const out = await client.workflow.getHandle(id).executeUpdate(rescheduleUpdate, { args: [body] });
+      res.json({ taskId: id, scheduled_for: out.publishAt });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError)
+        throw conflict('not_waiting', err.cause?.message ?? `task ${id} is no longer waiting for its publish time`);
+      throw err;
+    }
   });
 
   async function decide(taskId: string, decision: ReviewDecision) {

@@ -85,6 +85,30 @@ export const openApiDocument = {
         },
       },
     },
+    '/api/v1/tasks/{id}/reschedule': {
+      post: {
+        summary: 'Move a scheduled task to a new publishAt (while it is still waiting)',
+        parameters: [taskIdParam],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['publishAt'],
+                properties: { publishAt: { type: 'string', format: 'date-time' } },
+              },
+            },
+          },
+        },
+        responses: {
+          200: json({ type: 'object' }),
+          400: errorResponse('Invalid publishAt, or beyond the horizon'),
+          404: errorResponse('Unknown task'),
+          409: errorResponse('The task is no longer waiting'),
+        },
+      },
+    },
     '/api/v1/reviews': {
       get: {
         summary: 'Open reviews, newest first',

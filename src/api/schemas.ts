@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { TASK_STATUSES, TASK_TYPES } from '../shared/types';
 
+const isoWithOffset = () =>
+  z.iso.datetime({ offset: true, message: 'must be ISO 8601 with an offset, e.g. 2026-12-01T09:00:00+08:00' });
+
 const fileRef = z.object({ path: z.string().min(1, 'must not be empty') }).strict();
 
 export const PublishBody = z
@@ -67,3 +70,5 @@ export const ResolveBody = z.object({ url: z.url().optional(), note: z.string().
 export const DiscardBody = z.object({ note: z.string().max(2000).optional() }).strict();
 
 export const TaskIdParam = z.string().min(1).max(400);
+
+export const RescheduleBody = z.object({ publishAt: isoWithOffset() }).strict();

@@ -34,3 +34,6 @@ export interface ChildStatusReport {
   version: number;
 }
 export const childStatusSignal = defineSignal<[ChildStatusReport]>('childStatus');
+
+/** Move a scheduled task's publish time (only while it is still waiting). Returns the new time. */
+export const rescheduleUpdate = defineUpdate<{ publishAt: string }, [{ publishAt: string }]>('reschedule');

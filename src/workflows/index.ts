@@ -1,3 +1,5 @@
 export { publishSingle } from './publish-single';
 export type { PublishSingleInput, PublishSingleOutput } from './publish-single';
+export { publishBatch } from './publish-batch';
+export type { PublishBatchInput, PublishBatchOutput } from './publish-batch';
 export { pruneProjectionWorkflow } from './prune-projection';

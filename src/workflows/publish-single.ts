@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
+  rescheduleUpdate,
   reviewDecisionSignal,
   reviewDecisionUpdate,
   taskStateQuery,
@@ -156,9 +157,36 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     if (reviewOpen()) decision = d;
   });
 
+  // Scheduled publishing: wait on a durable timer until publishAt; a reschedule moves the deadline.
+  let publishAt = request.publishAt ? Date.parse(request.publishAt) : undefined;
+  let waiting = publishAt !== undefined && publishAt > Date.now();
+  setHandler(
+    rescheduleUpdate,
+    ({ publishAt: next }) => {
+      publishAt = Date.parse(next);
+      request = { ...request, publishAt: next };
+      change({ scheduled_for: next, data: { ...request } });
+      return { publishAt: next };
+    },
+    {
+      validator: ({ publishAt: next }) => {
+        if (!waiting)
+          throw new Error(`task ${taskId} is no longer waiting for its publish time (status ${doc.status})`);
+        if (Number.isNaN(Date.parse(next))) throw new Error('publishAt must be an ISO 8601 date');
+      },
+    },
+  );
+
   projector.start();
   let autoRetries = 0;
   try {
+    while (waiting && publishAt !== undefined && publishAt > Date.now()) {
+      const target = publishAt;
+      if (doc.scheduled_for === null) change({ scheduled_for: new Date(target).toISOString() });
+      // Wakes at the deadline, or early when a reschedule changes it.
+      await condition(() => publishAt !== target, target - Date.now());
+    }
+    waiting = false;
     for (;;) {
       const attempt = doc.attempt + 1;
       change({

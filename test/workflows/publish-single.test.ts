@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Workflo
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { contentRejected, notSent, rateLimited, unconfirmed } from '../../src/platforms/types';
-import { reviewDecisionUpdate } from '../../src/shared/definitions';
+import { rescheduleUpdate, reviewDecisionUpdate } from '../../src/shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
@@ -318,5 +318,62 @@ describe('classifyUploadError', () => {
   test('an unknown failure type is Unconfirmed, never safe to retry', () => {
     const af = ApplicationFailure.create({ type: 'SomethingNew', message: 'x' });
     expect(classifyUploadError(activityFailure(af)).kind).toBe('Unconfirmed');
+  });
+});
+
+describe('scheduled publishing', () => {
+  const inFuture = async (ms: number) => new Date(Number(await env.currentTimeMs()) + ms).toISOString();
+
+  test('a task with a future publishAt waits (pending, scheduled_for set) and publishes at its time', async () => {
+    const driver = new ScriptedDriver();
+    await run(driver, async (tq) => {
+      const at = await inFuture(3 * 3600_000);
+      const handle = await start(tq, { publishAt: at });
+      const waitingDoc = await docWhere(handle.workflowId, (x) => x.scheduled_for !== null);
+      expect(waitingDoc.status).toBe('pending');
+      expect(Date.parse(waitingDoc.scheduled_for!)).toBe(Date.parse(at));
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(0);
+      await handle.result();
+      expect(Number(await env.currentTimeMs())).toBeGreaterThanOrEqual(Date.parse(at));
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(1);
+    });
+  });
+
+  test('reschedule moves the publish time; the task publishes at the new time, not the old one', async () => {
+    const driver = new ScriptedDriver();
+    await run(driver, async (tq) => {
+      const handle = await start(tq, { publishAt: await inFuture(3600_000) });
+      await docWhere(handle.workflowId, (x) => x.scheduled_for !== null);
+      const later = await inFuture(48 * 3600_000);
+      await handle.executeUpdate(rescheduleUpdate, { args: [{ publishAt: later }] });
+      await env.sleep('2 hours');
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(0);
+      const d = await docWhere(handle.workflowId, (x) => x.scheduled_for === later);
+      expect(d.status).toBe('pending');
+      await handle.result();
+      expect(Number(await env.currentTimeMs())).toBeGreaterThanOrEqual(Date.parse(later));
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(1);
+    });
+  });
+
+  test('cancel while waiting for the publish time: never published, status cancelled', async () => {
+    const driver = new ScriptedDriver();
+    await run(driver, async (tq) => {
+      const handle = await start(tq, { publishAt: await inFuture(24 * 3600_000) });
+      await docWhere(handle.workflowId, (x) => x.scheduled_for !== null);
+      await handle.cancel();
+      await expectCancelled(handle);
+      await docWhere(handle.workflowId, (x) => x.status === 'cancelled');
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(0);
+    });
+  });
+
+  test('a publishAt in the past runs now', async () => {
+    const driver = new ScriptedDriver();
+    await run(driver, async (tq) => {
+      const handle = await start(tq, { publishAt: '2020-01-01T00:00:00+00:00' });
+      await handle.result();
+      expect(driver.callsFor(handle.workflowId)).toHaveLength(1);
+    });
   });
 });
