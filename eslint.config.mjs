@@ -32,12 +32,21 @@ export default tseslint.config(
         {
           paths: [
             ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code must not use Node built-ins.' })),
-            ...['ioredis', 'express', 'axios', 'undici', '@temporalio/activity', '@temporalio/client', '@temporalio/worker'].map(
-              (name) => ({ name, message: 'Workflow code must not do I/O; use an activity.' }),
-            ),
+            ...[
+              'ioredis',
+              'express',
+              'axios',
+              'undici',
+              '@temporalio/activity',
+              '@temporalio/client',
+              '@temporalio/worker',
+            ].map((name) => ({ name, message: 'Workflow code must not do I/O; use an activity.' })),
           ],
           patterns: [
-            { group: ['../activities/*', '../platforms/*', '../projection/*', '../api/*'], message: 'Workflows import activities as types only, via ../activities.' },
+            {
+              group: ['../activities/*', '../platforms/*', '../projection/*', '../api/*'],
+              message: 'Workflows import activities as types only, via ../activities.',
+            },
           ],
         },
       ],

@@ -140,12 +140,7 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
         'redis-server',
       );
       server.pid = child.pid ?? 0;
-      await waitFor(
-        `redis-server on :${port}`,
-        () => redisPing(port),
-        10_000,
-        child,
-      );
+      await waitFor(`redis-server on :${port}`, () => redisPing(port), 10_000, child);
     },
     async stop() {
       if (child) await stopChild(child);
