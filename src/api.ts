@@ -24,7 +24,11 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
     tsm: new TaskStateManager(redis),
     store: new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds }),
     accounts: loadAccounts(config.accountsFile),
-    drivers: createDefaultDrivers({ publishedRoot: config.publishedDir }),
+    drivers: createDefaultDrivers({
+      publishedRoot: config.publishedDir,
+      // The driver gives up (Unconfirmed, with its own message) just before the activity would time out.
+      webhookTimeoutMs: Math.max(1000, config.policyFor('webhook').uploadTimeoutMs - 5000),
+    }),
     config,
     log,
   });

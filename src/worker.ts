@@ -72,7 +72,11 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
   const accounts = loadAccounts(config.accountsFile);
-  const drivers = createDefaultDrivers({ publishedRoot: config.publishedDir });
+  const drivers = createDefaultDrivers({
+    publishedRoot: config.publishedDir,
+    // The driver gives up (Unconfirmed, with its own message) just before the activity would time out.
+    webhookTimeoutMs: Math.max(1000, config.policyFor('webhook').uploadTimeoutMs - 5000),
+  });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await ClientConnection.connect({ address: config.temporal.address });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });

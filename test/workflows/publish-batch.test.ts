@@ -1,0 +1,342 @@
+/**
+ * The publishBatch workflow on the time-skipping test server, with real publishSingle children, the real
+ * activities and a real redis-server; only the platform is scripted. Also the batch routes, through supertest.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import express from 'express';
+import request from 'supertest';
+import { idempotentBatchId, registerBatchRoutes } from '../../src/api/batch';
+import { badRequest, errorHandler } from '../../src/api/errors';
+import { createLogger } from '../../src/log';
+import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
+import { reviewDecisionUpdate } from '../../src/shared/definitions';
+import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
+import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
+import type { publishBatch } from '../../src/workflows';
+import type { PublishBatchInput } from '../../src/workflows/publish-batch';
+import { eventually, projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
+
+let env: TestWorkflowEnvironment;
+let redisServer: RedisServer;
+let h: Harness;
+
+beforeAll(async () => {
+  [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis()]);
+  h = projectionHarness(redisServer.url);
+});
+
+afterAll(async () => {
+  await h?.close();
+  await env?.teardown();
+  await redisServer?.destroy();
+});
+
+const policy: PublishPolicy = {
+  ...DEFAULT_POLICY,
+  autoRetry: { maxAttempts: 0, initialDelayMs: 60_000, maxDelayMs: 600_000 },
+};
+
+const item = (title: string, over: Partial<PublishRequest> = {}): PublishRequest => ({
+  platform: 'scripted',
+  accountId: 'acct-1',
+  video: { path: '/media/v.mp4' },
+  title,
+  priority: 5,
+  ...over,
+});
+
+async function startBatch(
+  taskQueue: string,
+  items: PublishRequest[],
+  over: Partial<PublishBatchInput> = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof publishBatch>> {
+  return env.client.workflow.start<typeof publishBatch>('publishBatch', {
+    taskQueue,
+    workflowId: `b-${randomUUID()}`,
+    args: [{ items, policies: { scripted: policy }, concurrency: 2, ...over }],
+  });
+}
+
+const docWhere = (id: string, pred: (d: TaskDoc) => boolean, timeoutMs?: number) =>
+  eventually(async () => {
+    const d = await h.tsm.getTaskState(id);
+    return d && pred(d) ? d : undefined;
+  }, timeoutMs);
+
+const countsAre = (want: Partial<BatchCounts>) => (d: TaskDoc) =>
+  Object.entries(want).every(([k, v]) => d.counts?.[k as keyof BatchCounts] === v);
+
+/** The title decides the outcome of the first attempt; every later attempt succeeds. */
+function outcomeByTitle(ctx: PublishContext): Promise<DriverResult> {
+  if (ctx.attempt === 1 && ctx.request.title === 'reject') return Promise.reject(contentRejected('not allowed'));
+  if (ctx.attempt === 1 && ctx.request.title === 'unconfirmed') return Promise.reject(unconfirmed('timed out'));
+  return Promise.resolve({ postId: `post-${ctx.taskId}-${ctx.attempt}` });
+}
+
+async function expectCancelled(handle: WorkflowHandle) {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+}
+
+async function expectChildrenOf(batchId: string, n: number) {
+  const members = await h.redis.zrange(`celery:index:parent:${batchId}`, 0, -1);
+  expect(members.sort()).toEqual(Array.from({ length: n }, (_, i) => `${batchId}-${i}`).sort());
+  for (const id of members) expect((await h.tsm.getTaskState(id))?.parent_task_id).toBe(batchId);
+}
+
+function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, uploadConcurrency?: number) {
+  return withWorker({ connection: env.nativeConnection, harness: h, drivers: [driver], uploadConcurrency }, fn);
+}
+
+test('a batch with mixed outcomes counts them, settles failed, and a late review retry re-evaluates it to success', async () => {
+  const driver = new ScriptedDriver();
+  driver.fallback = outcomeByTitle;
+  await run(driver, async (tq) => {
+    const handle = await startBatch(tq, [item('ok-0'), item('reject'), item('unconfirmed'), item('ok-3')]);
+    const batchId = handle.workflowId;
+
+    // Every child has settled: two succeeded, two wait in review. The batch is failed but stays open.
+    const settled = await docWhere(batchId, (d) => d.status === 'failed');
+    expect(settled).toMatchObject({
+      task_type: 'batch_publish',
+      counts: { total: 4, pending: 0, running: 0, success: 2, failed: 2, cancelled: 0 },
+      progress: { percent: 100, stage: 'in_review' },
+    });
+    expect(settled.completed_at).not.toBeNull();
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    expect(await h.tsm.listReviewTaskIds({ batchId })).toHaveLength(2);
+    await expectChildrenOf(batchId, 4);
+
+    // A person resolves one review: still failed, one fewer failure.
+    await env.client.workflow
+      .getHandle(`${batchId}-2`)
+      .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'resolve', url: 'https://x.test/2' }] });
+    await docWhere(batchId, countsAre({ success: 3, failed: 1 }));
+    expect((await h.tsm.getTaskState(batchId))?.status).toBe('failed');
+
+    // Two days later the other is retried, and succeeds: the batch becomes success.
+    await env.sleep('2 days');
+    await env.client.workflow
+      .getHandle(`${batchId}-1`)
+      .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note: 'try again' }] });
+    const out = await handle.result();
+    expect(out).toEqual({
+      taskId: batchId,
+      status: 'success',
+      counts: { total: 4, pending: 0, running: 0, success: 4, failed: 0, cancelled: 0 },
+    });
+    const done = await docWhere(batchId, (d) => d.status === 'success');
+    expect(done.counts).toEqual(out.counts);
+    expect(done.progress).toEqual({ percent: 100, stage: 'done' });
+    expect(driver.callsFor(`${batchId}-1`).map((c) => c.attempt)).toEqual([1, 2]);
+    expect(driver.callsFor(`${batchId}-2`)).toHaveLength(1);
+  });
+});
+
+test('cancelling a batch mid-way cancels its started children; the rest never start', async () => {
+  const driver = new ScriptedDriver();
+  driver.fallback = hangUntilAborted;
+  await run(driver, async (tq) => {
+    const handle = await startBatch(
+      tq,
+      Array.from({ length: 6 }, (_, i) => item(`t${i}`)),
+    );
+    const batchId = handle.workflowId;
+    await eventually(async () => driver.calls.length === 2);
+    await docWhere(batchId, countsAre({ running: 2, pending: 4 }));
+
+    await handle.cancel();
+    await expectCancelled(handle);
+
+    const d = await docWhere(batchId, (x) => x.status === 'cancelled');
+    expect(d.counts).toEqual({ total: 6, pending: 0, running: 0, success: 0, failed: 0, cancelled: 6 });
+    expect(new Set(driver.calls.map((c) => c.taskId))).toEqual(new Set([`${batchId}-0`, `${batchId}-1`]));
+    expect(new Set(driver.aborted.map((c) => c.taskId))).toEqual(new Set([`${batchId}-0`, `${batchId}-1`]));
+    for (const i of [0, 1]) {
+      await expectCancelled(env.client.workflow.getHandle(`${batchId}-${i}`));
+      await docWhere(`${batchId}-${i}`, (x) => x.status === 'cancelled');
+    }
+    for (const i of [2, 3, 4, 5]) {
+      await expect(env.client.workflow.getHandle(`${batchId}-${i}`).describe()).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
+      expect(await h.tsm.getTaskState(`${batchId}-${i}`)).toBeNull();
+    }
+  });
+});
+
+test('a window of 3 never has a 4th child in flight', async () => {
+  let current = 0;
+  let max = 0;
+  let released = false;
+  const waiting: Array<() => void> = [];
+  const driver = new ScriptedDriver();
+  driver.fallback = async (ctx) => {
+    current++;
+    max = Math.max(max, current);
+    try {
+      await new Promise<void>((resolve) => (released ? setTimeout(resolve, 20) : waiting.push(resolve)));
+      return { postId: `post-${ctx.taskId}` };
+    } finally {
+      current--;
+    }
+  };
+  // Ten upload slots: the batch's window, not the worker, must be what limits the uploads.
+  await run(
+    driver,
+    async (tq) => {
+      const handle = await startBatch(
+        tq,
+        Array.from({ length: 10 }, (_, i) => item(`t${i}`)),
+        { concurrency: 3 },
+      );
+      await eventually(async () => driver.calls.length === 3);
+      await docWhere(handle.workflowId, countsAre({ running: 3, pending: 7 }));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(driver.calls).toHaveLength(3);
+
+      released = true;
+      for (const release of waiting.splice(0)) release();
+      const out = await handle.result();
+      expect(out.counts).toMatchObject({ total: 10, success: 10 });
+      expect(driver.calls).toHaveLength(10);
+      expect(max).toBe(3);
+    },
+    10,
+  );
+});
+
+test('a batch forced to continue as new keeps its counts true across runs', async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (tq) => {
+    const handle = await startBatch(
+      tq,
+      Array.from({ length: 12 }, (_, i) => item(`t${i}`)),
+      { concurrency: 4, continueAsNewAfter: 5 },
+    );
+    const batchId = handle.workflowId;
+    const out = await handle.result();
+    expect(out).toEqual({
+      taskId: batchId,
+      status: 'success',
+      counts: { total: 12, pending: 0, running: 0, success: 12, failed: 0, cancelled: 0 },
+    });
+    const d = await docWhere(batchId, (x) => x.status === 'success');
+    expect(d.counts).toEqual(out.counts);
+    const lastRun = (await handle.describe()).runId;
+    expect(lastRun).not.toBe(handle.firstExecutionRunId);
+    expect(d.run_id).toBe(lastRun);
+    expect(new Set(driver.calls.map((c) => c.taskId)).size).toBe(12);
+    expect(driver.calls).toHaveLength(12);
+    await expectChildrenOf(batchId, 12);
+  });
+});
+
+describe('batch routes', () => {
+  /** The batch routes on a bare router, with a toRequest that checks the account (createApp's does more). */
+  function app(taskQueue: string) {
+    const api = express.Router();
+    registerBatchRoutes(api, {
+      client: env.client,
+      store: h.store,
+      tsm: h.tsm,
+      log: createLogger('test-api', { silent: true }),
+      config: { temporal: { address: '', namespace: 'default', taskQueue }, policyFor: () => policy },
+      toRequest: (body, where) => {
+        if (!h.accounts.get(body.accountId)) throw badRequest(`${where}.accountId`, 'unknown account');
+        return { ...body };
+      },
+    });
+    const a = express();
+    a.use(express.json({ limit: '50mb' }));
+    a.use('/api/v1', api);
+    a.use(errorHandler(createLogger('test-api', { silent: true })));
+    return a;
+  }
+
+  const body = (items: unknown[]) => ({
+    defaults: { platform: 'scripted', accountId: 'acct-1', video: { path: '/media/v.mp4' } },
+    items,
+    concurrency: 2,
+  });
+
+  test('every bad item is listed by index and field, and nothing starts', async () => {
+    const key = `k-${randomUUID()}`;
+    const res = await request(app('unused'))
+      .post('/api/v1/publish/batch')
+      .set('Idempotency-Key', key)
+      .send(body([{ title: 'ok' }, { title: '' }, { title: 'x', accountId: 'nobody' }, { title: 'y', priority: 12 }]));
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_request');
+    const fields = (res.body.error.details as { field: string }[]).map((d) => d.field);
+    expect(fields).toEqual(['items[1].title', 'items[2].accountId', 'items[3].priority']);
+    await expect(env.client.workflow.getHandle(idempotentBatchId(key)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
+  });
+
+  test('a batch is accepted with 202, an idempotent repeat answers 200 with the same id, and it publishes', async () => {
+    const driver = new ScriptedDriver();
+    await run(driver, async (tq) => {
+      const key = `k-${randomUUID()}`;
+      const first = await request(app(tq))
+        .post('/api/v1/publish/batch')
+        .set('Idempotency-Key', key)
+        .send(body([{ title: 'a' }, { title: 'b', priority: 1 }, { title: 'c' }]));
+      expect(first.status).toBe(202);
+      expect(first.body).toEqual({ taskId: expect.stringMatching(/^batch-[0-9a-f]{32}$/), total: 3 });
+      const batchId = first.body.taskId as string;
+      const initial = await h.tsm.getTaskState(batchId);
+      expect(initial).toMatchObject({ task_type: 'batch_publish', counts: { total: 3 } });
+
+      const again = await request(app(tq))
+        .post('/api/v1/publish/batch')
+        .set('Idempotency-Key', key)
+        .send(body([{ title: 'a' }, { title: 'b' }, { title: 'c' }]));
+      expect(again.status).toBe(200);
+      expect(again.body).toEqual({ taskId: batchId, total: 3 });
+
+      const out = await env.client.workflow.getHandle<typeof publishBatch>(batchId).result();
+      expect(out.counts.success).toBe(3);
+      expect(driver.calls).toHaveLength(3);
+      // The item's own priority wins over the batch's (defaults: 5).
+      expect(driver.callsFor(`${batchId}-1`)[0]?.request.priority).toBe(1);
+      expect(driver.callsFor(`${batchId}-0`)[0]?.request.priority).toBe(5);
+    });
+  });
+
+  test('retry-all retries every open review of a batch in one call', async () => {
+    const driver = new ScriptedDriver();
+    driver.fallback = outcomeByTitle;
+    await run(driver, async (tq) => {
+      const res = await request(app(tq))
+        .post('/api/v1/publish/batch')
+        .send(body([{ title: 'reject' }, { title: 'ok' }, { title: 'unconfirmed' }]));
+      expect(res.status).toBe(202);
+      const batchId = res.body.taskId as string;
+      await docWhere(batchId, (d) => d.status === 'failed');
+
+      const retried = await request(app(tq)).post('/api/v1/reviews/retry-all').send({ batchId, note: 'bulk' });
+      expect(retried.status).toBe(200);
+      expect(retried.body).toEqual({ matched: 2, retried: 2, failed: [] });
+
+      const out = await env.client.workflow.getHandle<typeof publishBatch>(batchId).result();
+      expect(out.status).toBe('success');
+      expect(driver.calls).toHaveLength(5);
+    });
+  });
+});
