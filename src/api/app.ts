@@ -193,9 +193,10 @@ export function createApp(deps: AppDeps): express.Express {
       res.type('application/json').send(raw);
       return;
     }
-    // Not (or no longer) in the mirror: ask the truth, so a wiped Redis never hides a live task.
+    // Not in the mirror but still running (e.g. Redis was wiped): ask the truth, so a live task is never hidden.
+    // A finished task without a document has expired or was deleted: 404, as redis-cli GET would say.
     const d = await describe(id);
-    if (!d) throw notFound(`task ${id}`);
+    if (!d || d.status.name !== 'RUNNING') throw notFound(`task ${id}`);
     try {
       const doc: TaskDoc = await client.workflow.getHandle(id).query(taskStateQuery);
       res.json(doc);
@@ -203,6 +204,19 @@ export function createApp(deps: AppDeps): express.Express {
       throw notFound(`task ${id}`);
     }
   });
+
+  const isSettled = (doc: TaskDoc) =>
+    doc.status === 'success' || doc.status === 'cancelled' || (doc.status === 'failed' && doc.review?.open !== true);
+
+  async function settleWithin(id: string, ms: number): Promise<void> {
+    await Promise.race([
+      client.workflow
+        .getHandle(id)
+        .result()
+        .catch(() => undefined),
+      new Promise((r) => setTimeout(r, ms).unref()),
+    ]);
+  }
 
   api.post('/tasks/:id/cancel', async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
@@ -216,23 +230,31 @@ export function createApp(deps: AppDeps): express.Express {
     const handle = client.workflow.getHandle(id);
     await handle.cancel();
     // Wait briefly for the driver to abort, so the answer can say "cancelled" rather than "cancelling".
-    const settled = await Promise.race([
+    const outcome = await Promise.race([
       handle.result().then(
-        () => 'closed',
-        () => 'closed',
+        () => 'completed' as const,
+        () => 'cancelled' as const,
       ),
       new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), 10_000).unref()),
     ]);
-    const status = settled === 'closed' ? await currentStatus(id) : 'cancelling';
-    res.status(settled === 'closed' ? 200 : 202).json({ taskId: id, status });
+    // The task had already reached its outcome and was only finishing its last status write.
+    if (outcome === 'completed') throw conflict('task_finished', `task ${id} finished before the cancel took effect`);
+    res
+      .status(outcome === 'cancelled' ? 200 : 202)
+      .json({ taskId: id, status: outcome === 'cancelled' ? 'cancelled' : 'cancelling' });
   });
 
   api.delete('/tasks/:id', async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
     const q = parse(DeleteQuery, req.query, 'query');
-    const d = await describe(id);
-    const inMirror = (await tsm.getRaw(id)) !== null;
-    if (!d && !inMirror) throw notFound(`task ${id}`);
+    let d = await describe(id);
+    const stored = await tsm.getTaskState(id);
+    if (!d && !stored) throw notFound(`task ${id}`);
+    if (d?.status.name === 'RUNNING' && stored && isSettled(stored)) {
+      // Its outcome is already in the mirror; the workflow is only finishing its last write. Give it a moment.
+      await settleWithin(id, 5000);
+      d = await describe(id);
+    }
     if (d && d.status.name === 'RUNNING') {
       if (q.force !== 'true')
         throw conflict(
@@ -242,7 +264,7 @@ export function createApp(deps: AppDeps): express.Express {
       await client.workflow.getHandle(id).terminate('deleted with force=true through the API');
     }
     const deleted = await store.delete(id);
-    res.json({ taskId: id, deleted: deleted || inMirror, terminated: d?.status.name === 'RUNNING' });
+    res.json({ taskId: id, deleted: deleted || stored !== null, terminated: d?.status.name === 'RUNNING' });
   });
 
   api.post('/tasks/:id/reschedule', async (req, res) => {

@@ -291,7 +291,8 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     });
     throw err;
   }
-  await projector.flush();
+  // The outcome is decided: a cancel arriving while the last write is in flight must not turn it into "cancelled".
+  await CancellationScope.nonCancellable(() => projector.flush());
   return { taskId, status: doc.status, result: doc.result, attempts: doc.attempt };
 }
 

@@ -171,6 +171,8 @@ test('cancelling a batch mid-way cancels its started children; the rest never st
       await docWhere(`${batchId}-${i}`, (x) => x.status === 'cancelled');
     }
     for (const i of [2, 3, 4, 5]) {
+      console.log('describe', i, await Promise.race([env.client.workflow.getHandle(`${batchId}-${i}`).describe().then(d => d.status.name, (e) => `${e.name} ${e.message}`), new Promise((r) => setTimeout(() => r('TIMEOUT'), 5000))]));
+      console.log('describe-x', await Promise.race([env.client.workflow.getHandle(`nope-${i}`).describe().then(d => d.status.name, (e) => `${e.name} ${e.message}`), new Promise((r) => setTimeout(() => r('TIMEOUT'), 5000))]));
       await expect(env.client.workflow.getHandle(`${batchId}-${i}`).describe()).rejects.toBeInstanceOf(
         WorkflowNotFoundError,
       );

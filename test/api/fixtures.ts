@@ -1,0 +1,224 @@
+/**
+ * The whole of pubflow for API tests: a real Temporal dev server, a real redis-server, the real worker pair on a
+ * fresh task queue, and createApp wired to them exactly as src/api.ts wires it. Only the platforms' far side is
+ * local: the `local` driver's folder, a WebhookReceiver on 127.0.0.1, and a ScriptedDriver.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type express from 'express';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { createApp } from '../../src/api/app';
+import { loadConfig, type Config } from '../../src/config';
+import { createLogger } from '../../src/log';
+import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms';
+import { loadAccounts } from '../../src/platforms/accounts';
+import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
+import { ProjectionStore } from '../../src/projection/store';
+import { TaskStateManager } from '../../src/projection/task-state-manager';
+import type { TaskDoc } from '../../src/shared/types';
+import { createPubflowWorkers } from '../../src/worker';
+import { eventually, workflowBundle } from '../helpers/harness';
+import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from '../helpers/servers';
+
+/** The credential the webhook account carries: it must reach the endpoint and nothing else. */
+export const WEBHOOK_SECRET = 'Bearer api-test-s3cret-7f1c';
+
+/**
+ * How the scripted platform behaves, chosen per request through `options.behave` (requests run concurrently, so a
+ * shared queue of steps could hand one task's step to another).
+ */
+export type Behaviour = 'succeed' | 'reject-first' | 'unconfirmed' | 'hang';
+
+function scriptedBehaviour(ctx: PublishContext): Promise<DriverResult> {
+  const behave = (ctx.request.options?.behave as Behaviour | undefined) ?? 'succeed';
+  if (behave === 'hang') return hangUntilAborted(ctx);
+  if (behave === 'reject-first' && ctx.attempt === 1) return Promise.reject(contentRejected('title is not allowed'));
+  if (behave === 'unconfirmed') return Promise.reject(unconfirmed('the platform did not answer'));
+  return Promise.resolve({ postId: `post-${ctx.taskId}-${ctx.attempt}`, url: `https://example.invalid/${ctx.taskId}` });
+}
+
+export interface ApiStack {
+  app: express.Express;
+  /** A plain client on the test's redis-server, for what `redis-cli` would show. */
+  redis: Redis;
+  client: Client;
+  config: Config;
+  scripted: ScriptedDriver;
+  mediaRoot: string;
+  /** A real file outside the media root. */
+  outsideFile: string;
+  close(): Promise<void>;
+}
+
+export async function startApiStack(opts: { webhookUrl: string }): Promise<ApiStack> {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  // Undo in reverse order, and keep going past a failure so no server or worker is left running.
+  const close = async () => {
+    let first: unknown;
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+  };
+  try {
+    const [dev, redisServer] = await Promise.all([startDevServer(), startRedis()]);
+    cleanups.push(
+      () => dev.destroy() as Promise<void>,
+      () => redisServer.destroy(),
+    );
+    return await wire(dev, redisServer, opts, cleanups, close);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function wire(
+  dev: DevServer,
+  redisServer: RedisServer,
+  opts: { webhookUrl: string },
+  cleanups: Array<() => Promise<void> | void>,
+  close: () => Promise<void>,
+): Promise<ApiStack> {
+  const dir = tempDir('api');
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const mediaRoot = path.join(dir, 'media');
+  const outside = path.join(dir, 'outside');
+  mkdirSync(path.join(mediaRoot, 'sub'), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(path.join(mediaRoot, 'clip.mp4'), randomBytes(64 * 1024));
+  writeFileSync(path.join(mediaRoot, 'cover.jpg'), randomBytes(2048));
+  const outsideFile = path.join(outside, 'private.mp4');
+  writeFileSync(outsideFile, 'not for publishing');
+  symlinkSync(outsideFile, path.join(mediaRoot, 'escape.mp4'));
+
+  const accountsFile = path.join(dir, 'accounts.json');
+  writeFileSync(
+    accountsFile,
+    JSON.stringify([
+      { id: 'demo', platform: 'local', displayName: 'Demo', settings: {} },
+      {
+        id: 'hook',
+        platform: 'webhook',
+        displayName: 'Brand CMS',
+        settings: { url: opts.webhookUrl, timeoutMs: 60_000 },
+        credentials: { headers: { Authorization: WEBHOOK_SECRET, 'X-Tenant': 'brand-a' } },
+      },
+      { id: 'scr-1', platform: 'scripted', settings: {} },
+      { id: 'scr-2', platform: 'scripted', settings: {} },
+    ]),
+  );
+
+  const taskQueue = `tq-${randomUUID()}`;
+  // The production config parser, with short timeouts and no automatic retries (each test decides every attempt).
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: dev.address,
+    PUBFLOW_TASK_QUEUE: taskQueue,
+    REDIS_URL: redisServer.url,
+    PUBFLOW_ACCOUNTS_FILE: accountsFile,
+    PUBFLOW_MEDIA_ROOT: mediaRoot,
+    PUBFLOW_PUBLISHED_DIR: path.join(dir, 'published'),
+    PUBFLOW_HEARTBEAT_TIMEOUT: '5s',
+    PUBFLOW_UPLOAD_TIMEOUT: '2m',
+    PUBFLOW_AUTO_RETRY_MAX: '0',
+  });
+
+  const scripted = new ScriptedDriver();
+  scripted.fallback = scriptedBehaviour;
+  // One registry for both sides: the worker runs these drivers, the API validates platform names against them.
+  const drivers = new DriverRegistry([
+    new LocalDriver({ publishedRoot: config.publishedDir }),
+    new WebhookDriver(),
+    scripted,
+  ]);
+  const accounts = loadAccounts(config.accountsFile);
+
+  const workerRedis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  const apiRedis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  cleanups.push(() => {
+    workerRedis.disconnect();
+    apiRedis.disconnect();
+    redis.disconnect();
+  });
+
+  const nativeConnection = await NativeConnection.connect({ address: dev.address });
+  cleanups.push(() => nativeConnection.close());
+  const workers = await createPubflowWorkers({
+    connection: nativeConnection,
+    namespace: config.temporal.namespace,
+    taskQueue,
+    deps: {
+      store: new ProjectionStore(workerRedis, { ttlSeconds: config.statusTtlSeconds }),
+      accounts,
+      drivers,
+      log: createLogger('test-worker', { silent: true }),
+    },
+    uploadConcurrency: 4,
+    shutdownGraceMs: 1000,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  cleanups.push(async () => {
+    workers.shutdown();
+    await running;
+  });
+
+  const connection = await Connection.connect({ address: dev.address });
+  cleanups.push(() => connection.close());
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+
+  const app = createApp({
+    client,
+    redis: apiRedis,
+    tsm: new TaskStateManager(apiRedis),
+    store: new ProjectionStore(apiRedis, { ttlSeconds: config.statusTtlSeconds }),
+    accounts,
+    drivers,
+    config,
+    log: createLogger('test-api', { silent: true }),
+  });
+
+  return { app, redis, client, config, scripted, mediaRoot, outsideFile, close };
+}
+
+/** A valid publish body; override any field. */
+export function publishBody(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    platform: 'scripted',
+    accountId: 'scr-1',
+    video: { path: 'clip.mp4' },
+    title: `t-${randomUUID().slice(0, 8)}`,
+    ...over,
+  };
+}
+
+/** POST /api/v1/publish, expecting 202; returns the task id. */
+export async function publish(app: express.Express, body: Record<string, unknown>): Promise<string> {
+  const res = await request(app).post('/api/v1/publish').send(body);
+  if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${res.text}`);
+  return (res.body as { taskId: string }).taskId;
+}
+
+/** The document at celery:task:<id>, as redis-cli GET shows it. */
+export async function redisDoc(redis: Redis, taskId: string): Promise<TaskDoc | null> {
+  const raw = await redis.get(`celery:task:${taskId}`);
+  return raw === null ? null : (JSON.parse(raw) as TaskDoc);
+}
+
+/** Polls Redis until the task's document satisfies `pred`. */
+export function docWhere(redis: Redis, taskId: string, pred: (d: TaskDoc) => boolean, timeoutMs = 20_000) {
+  return eventually(async () => {
+    const d = await redisDoc(redis, taskId);
+    return d && pred(d) ? d : undefined;
+  }, timeoutMs);
+}
