@@ -67,8 +67,8 @@ export function createDemoReceiver(initial: Mode = 'ok') {
         }
       }
     });
-    req.on('close', () => {
-      if (rec.answered === 'pending') rec.answered = 'aborted by the client';
+    res.on('close', () => {
+      if (!res.writableFinished) rec.answered = `aborted by the client (${rec.answered})`;
     });
     req.on('end', () => {
       const current = mode;

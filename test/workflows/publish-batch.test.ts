@@ -98,8 +98,23 @@ async function expectChildrenOf(batchId: string, n: number) {
   for (const id of members) expect((await h.tsm.getTaskState(id))?.parent_task_id).toBe(batchId);
 }
 
-function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, uploadConcurrency?: number) {
-  return withWorker({ connection: env.nativeConnection, harness: h, drivers: [driver], uploadConcurrency }, fn);
+import { createPubflowWorkers } from '../../src/worker';
+import { DriverRegistry } from '../../src/platforms';
+import { workflowBundle } from '../helpers/harness';
+async function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, uploadConcurrency?: number) {
+  const taskQueue = `tq-${randomUUID()}`;
+  const workers = await createPubflowWorkers({
+    connection: env.nativeConnection, namespace: 'default', taskQueue,
+    deps: { store: h.store, accounts: h.accounts, drivers: new DriverRegistry([driver]), log: createLogger('t', { silent: true }) },
+    uploadConcurrency: uploadConcurrency ?? 3, shutdownGraceMs: 1000, workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  try { return await fn(taskQueue); } finally {
+    console.log('shutting down');
+    workers.shutdown();
+    const iv = setInterval(() => console.log('STATUS', workers.main.getState(), JSON.stringify(workers.main.getStatus()), workers.uploads.getState(), JSON.stringify(workers.uploads.getStatus())), 2000);
+    await running; clearInterval(iv);
+  }
 }
 
 test('a batch with mixed outcomes counts them, settles failed, and a late review retry re-evaluates it to success', async () => {
