@@ -85,7 +85,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { store, accounts, drivers, log },
+    deps: { store, accounts, drivers, log, client },
     uploadConcurrency: config.workerConcurrency,
     shutdownGraceMs: config.shutdownGraceMs,
   });

@@ -1,5 +1,9 @@
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { DriverRegistry } from '../platforms';
 import type { AccountRegistry } from '../platforms/accounts';
+import { reconcile, type ReconcileReport } from '../projection/reconciler';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
 import type { Logger } from '../log';
@@ -11,6 +15,8 @@ export interface ActivityDeps {
   drivers: DriverRegistry;
   log: Logger;
   progressIntervalMs?: number;
+  /** The worker's Temporal client: the reconciler reads visibility and queries workflows with it. */
+  client?: Client;
 }
 
 /** All activities, closed over their dependencies; the worker builds the clients and injects them. */
@@ -45,6 +51,24 @@ export function createActivities(deps: ActivityDeps) {
     /** Removes index members whose documents have expired (run by a Temporal Schedule). */
     async pruneProjection(): Promise<{ scanned: number; removed: number }> {
       return deps.store.prune();
+    },
+
+    /** Rebuilds or repairs the projection from Temporal (run by a Temporal Schedule); heartbeats as it goes. */
+    async reconcileProjection(input: { windowDays?: number } = {}): Promise<ReconcileReport> {
+      if (!deps.client)
+        throw ApplicationFailure.nonRetryable(
+          'this worker has no Temporal client to reconcile with (ActivityDeps.client)',
+          'NotConfigured',
+        );
+      const ctx = Context.current();
+      return reconcile({
+        client: deps.client,
+        store: deps.store,
+        log: deps.log,
+        windowDays: input.windowDays,
+        signal: ctx.cancellationSignal,
+        onProgress: (p) => ctx.heartbeat(p),
+      });
     },
   };
 }

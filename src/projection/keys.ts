@@ -15,11 +15,22 @@ export const KEY_PREFIX = {
   reviewAccount: 'pubflow:index:review:account:',
   reviewKind: 'pubflow:index:review:kind:',
   reviewBatch: 'pubflow:index:review:batch:',
+  deleted: 'pubflow:deleted:',
   temp: 'pubflow:tmp:',
 } as const;
 
 /** One JSON string per task. */
 export const taskKey = (taskId: string): string => `${KEY_PREFIX.task}${taskId}`;
+
+/** Every task document matches this (SCAN MATCH). */
+export const TASK_PATTERN = `${KEY_PREFIX.task}*`;
+
+/**
+ * A deleted task's tombstone: a string (epoch ms) with the status TTL, set by the same script that deletes the
+ * document. Writes of the task as it existed before that moment are refused, so an in-flight write or the
+ * reconciler cannot bring a deleted task back. Outside INDEX_PATTERNS and TASK_PATTERN on purpose.
+ */
+export const tombstoneKey = (taskId: string): string => `${KEY_PREFIX.deleted}${taskId}`;
 
 /** Sorted sets; the score is epoch seconds (see the store for which timestamp). */
 export const statusIndex = (status: string): string => `${KEY_PREFIX.status}${status}`;

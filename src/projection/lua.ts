@@ -59,4 +59,16 @@ local function storedReviewKeys(d)
   if type(d.review) == 'table' then kind = str(d.review.kind) end
   return reviewKeys(str(d.platform), str(d.account_id), kind, str(d.parent_task_id))
 end
+-- The set of index keys a stored document belongs in: the same rules the write script applies.
+local function docIndexKeys(d)
+  local ks = {}
+  local s, t, p = str(d.status), str(d.task_type), str(d.parent_task_id)
+  if s then ks[P.status .. s] = true end
+  if t then ks[P.type .. t] = true end
+  if p then ks[P.parent .. p] = true end
+  if type(d.review) == 'table' and d.review.open == true then
+    for _, k in ipairs(reviewKeys(str(d.platform), str(d.account_id), str(d.review.kind), p)) do ks[k] = true end
+  end
+  return ks
+end
 `;

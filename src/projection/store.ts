@@ -1,10 +1,11 @@
 /**
- * The write side of the Redis projection: a mirror of Temporal's truth, written only by activities.
- * Every state change is one atomic script (document + index moves + TTL), applied only if its version is newer.
+ * The write side of the Redis projection: a mirror of Temporal's truth, written only by activities (and by the
+ * reconciler, through the same path). Every state change is one atomic script (document + index moves + TTL),
+ * applied only if its version is newer and the task has not been deleted.
  */
 import type { Redis } from 'ioredis';
 import type { Progress, TaskDoc, TaskStatus } from '../shared/types';
-import { INDEX_PATTERNS, KEY_PREFIX, statusIndex, taskKey } from './keys';
+import { INDEX_PATTERNS, KEY_PREFIX, statusIndex, taskKey, tombstoneKey } from './keys';
 import { LuaScript, PRELUDE, PREFIXES_ARG } from './lua';
 
 /** 7 days, as the Celery system kept task state. */
@@ -16,19 +17,32 @@ export interface ProjectionStoreOptions {
 }
 
 export type WriteOutcome = 'applied' | 'stale';
+/** `deleted`: refused because the task was deleted (its tombstone is newer than the document's created_at). */
+export type ApplyOutcome = WriteOutcome | 'deleted';
+
+export interface DeleteOptions {
+  /** Leave a tombstone so that no later write brings the task back. Default true. */
+  tombstone?: boolean;
+  /** Delete only if the stored JSON is exactly this (what the caller read and judged); otherwise leave it. */
+  ifUnchanged?: string;
+}
 
 export interface PruneResult {
   /** Index members looked at. */
   scanned: number;
-  /** Index members removed because their document is gone. */
+  /** Index members removed because their document is gone (repairIndexes: or does not belong in that index). */
   removed: number;
 }
 
+// KEYS: 1 task, 2 its tombstone.
 // ARGV: 1 prefixes, 2 doc JSON, 3 version, 4 ttl, 5 id, 6 status, 7 type, 8 parent, 9 platform, 10 account,
 // 11 review kind, 12 review open ('1'/'0'), 13 updated_at score, 14 created_at score, 15 review failed_at score.
 // The JSON is stored as given: re-encoding it with cjson would turn [] into {}.
+// Returns 1 applied, 0 stale, 2 deleted (the task was deleted after this document's created_at).
 const WRITE = new LuaScript(`${PRELUDE}
 local key, id = KEYS[1], ARGV[5]
+local tomb = redis.call('GET', KEYS[2])
+if tomb and (tonumber(tomb) == nil or tonumber(ARGV[14]) * 1000 <= tonumber(tomb)) then return 2 end
 local old = decode(redis.call('GET', key))
 if old and (tonumber(old.version) or 0) >= tonumber(ARGV[3]) then return 0 end
 
@@ -65,18 +79,36 @@ end
 return 1
 `);
 
-// ARGV: 1 prefixes, 2 id. Index entries are found from the stored document itself.
+// KEYS: 1 task, 2 its tombstone. ARGV: 1 prefixes, 2 id, 3 tombstone TTL (0 = none), 4 expected JSON ('' = any).
+// Index entries are found from the stored document itself. The tombstone holds the deletion time (Redis clock,
+// epoch ms), raised to the stored document's created_at (its type-index score) so that clock skew between hosts
+// can never let the deleted document's own writes through. A tombstone is set even when no document is stored
+// (Redis was wiped, then the task deleted). Returns 1 deleted, 0 nothing stored, -1 changed since it was read.
 const DELETE = new LuaScript(`${PRELUDE}
 local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
+if ARGV[4] ~= '' and raw ~= ARGV[4] then return -1 end
 local d, id = decode(raw), ARGV[2]
+local ttl = tonumber(ARGV[3])
+local tomb = 0
+if ttl > 0 then
+  local now = redis.call('TIME')
+  tomb = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local prev = tonumber(redis.call('GET', KEYS[2]) or '')
+  if prev and prev > tomb then tomb = prev end
+end
 if d then
   local s, t, p = str(d.status), str(d.task_type), str(d.parent_task_id)
+  if t and ttl > 0 then
+    local created = tonumber(redis.call('ZSCORE', P.type .. t, id) or '')
+    if created and math.ceil(created * 1000) > tomb then tomb = math.ceil(created * 1000) end
+  end
   if s then redis.call('ZREM', P.status .. s, id) end
   if t then redis.call('ZREM', P.type .. t, id) end
   if p then redis.call('ZREM', P.parent .. p, id) end
   for _, k in ipairs(storedReviewKeys(d)) do redis.call('ZREM', k, id) end
 end
+if ttl > 0 then redis.call('SET', KEYS[2], string.format('%d', tomb), 'EX', ttl) end
+if not raw then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `);
@@ -102,6 +134,19 @@ end
 return removed
 `);
 
+// KEYS: one index. ARGV: 1 prefixes, 2.. members. Removes each member whose document is gone or does not belong
+// in this index (by the write script's own rules), checked and removed in one step like PRUNE_CHUNK.
+const REPAIR_CHUNK = new LuaScript(`${PRELUDE}
+local removed = 0
+for i = 2, #ARGV do
+  local d = decode(redis.call('GET', P.task .. ARGV[i]))
+  if not d or not docIndexKeys(d)[KEYS[1]] then
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+`);
+
 /** Progress arrives while running, and while pending for waiting stages such as 'waiting_for_account'. */
 const PROGRESS_STATUSES: ReadonlySet<TaskStatus> = new Set(['pending', 'running']);
 const PROGRESS_ATTEMPTS = 5;
@@ -114,10 +159,12 @@ export function epochSeconds(iso: string, field: string): string {
 }
 
 export class ProjectionStore {
-  private readonly ttlSeconds: number;
+  /** Expiry of a document after its last change. */
+  readonly ttlSeconds: number;
 
   constructor(
-    private readonly redis: Redis,
+    /** The client the store writes through (the reconciler scans with it too). */
+    readonly redis: Redis,
     opts: ProjectionStoreOptions = {},
   ) {
     this.ttlSeconds = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;
@@ -128,20 +175,33 @@ export class ProjectionStore {
     if (redis.options.keyPrefix) throw new Error('ProjectionStore needs a Redis client without keyPrefix');
   }
 
-  /** Store the document and move its index entries, unless the stored version is the same or newer. */
+  /**
+   * Store the document and move its index entries, unless the stored version is the same or newer, or the task
+   * was deleted (both are 'stale').
+   */
   async write(doc: TaskDoc): Promise<WriteOutcome> {
+    return (await this.apply(doc)) === 'applied' ? 'applied' : 'stale';
+  }
+
+  /**
+   * `write`, telling a deleted task apart from a stale version. `ttlSeconds` overrides the expiry (the reconciler
+   * gives a rebuilt document only what was left of its original 7 days).
+   */
+  async apply(doc: TaskDoc, opts: { ttlSeconds?: number } = {}): Promise<ApplyOutcome> {
     if (!Number.isSafeInteger(doc.version) || doc.version < 0) {
       throw new RangeError(`task ${doc.task_id}: version must be a non-negative integer, got ${doc.version}`);
     }
+    const ttl = opts.ttlSeconds ?? this.ttlSeconds;
+    if (!Number.isInteger(ttl) || ttl <= 0) throw new RangeError(`ttlSeconds must be a positive integer, got ${ttl}`);
     const review = doc.review?.open ? doc.review : null;
-    const applied = await WRITE.run(
+    const outcome = await WRITE.run(
       this.redis,
-      [taskKey(doc.task_id)],
+      [taskKey(doc.task_id), tombstoneKey(doc.task_id)],
       [
         PREFIXES_ARG,
         JSON.stringify(doc),
         doc.version,
-        this.ttlSeconds,
+        ttl,
         doc.task_id,
         doc.status,
         doc.task_type,
@@ -155,7 +215,7 @@ export class ProjectionStore {
         review ? epochSeconds(review.failed_at, 'review.failed_at') : '0',
       ],
     );
-    return applied === 1 ? 'applied' : 'stale';
+    return outcome === 1 ? 'applied' : outcome === 2 ? 'deleted' : 'stale';
   }
 
   /**
@@ -190,15 +250,39 @@ export class ProjectionStore {
     return false;
   }
 
-  /** Remove the document and every index entry it has. Returns whether it existed. */
-  async delete(taskId: string): Promise<boolean> {
-    const existed = await DELETE.run(this.redis, [taskKey(taskId)], [PREFIXES_ARG, taskId]);
-    return existed === 1;
+  /**
+   * Remove the document and every index entry it has, and (by default) leave a tombstone for the status TTL, so
+   * that a write still in flight, or the reconciler, never brings the task back. Returns whether a document was
+   * removed.
+   */
+  async delete(taskId: string, opts: DeleteOptions = {}): Promise<boolean> {
+    const result = await DELETE.run(
+      this.redis,
+      [taskKey(taskId), tombstoneKey(taskId)],
+      [PREFIXES_ARG, taskId, opts.tombstone === false ? 0 : this.ttlSeconds, opts.ifUnchanged ?? ''],
+    );
+    return result === 1;
+  }
+
+  /** Whether the task has a live tombstone (it was deleted within the status TTL). */
+  async isDeleted(taskId: string): Promise<boolean> {
+    return (await this.redis.exists(tombstoneKey(taskId))) === 1;
   }
 
   /** Remove index members whose document has expired: the scheduled cleanup the Celery guide asked for. */
   async prune(opts: { batchSize?: number } = {}): Promise<PruneResult> {
-    const batchSize = opts.batchSize ?? 500;
+    return this.walkIndexes(PRUNE_CHUNK, KEY_PREFIX.task, opts.batchSize ?? 500);
+  }
+
+  /**
+   * `prune`, plus: remove members whose document says they do not belong in that index (a status the task has
+   * left, a review that is closed). The reconciler's index pass.
+   */
+  async repairIndexes(opts: { batchSize?: number } = {}): Promise<PruneResult> {
+    return this.walkIndexes(REPAIR_CHUNK, PREFIXES_ARG, opts.batchSize ?? 500);
+  }
+
+  private async walkIndexes(script: LuaScript, firstArg: string, batchSize: number): Promise<PruneResult> {
     const total: PruneResult = { scanned: 0, removed: 0 };
     for (const pattern of INDEX_PATTERNS) {
       let cursor = '0';
@@ -206,7 +290,7 @@ export class ProjectionStore {
         const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', batchSize, 'TYPE', 'zset');
         cursor = next;
         for (const key of keys) {
-          const r = await this.pruneIndex(key, batchSize);
+          const r = await this.walkIndex(script, firstArg, key, batchSize);
           total.scanned += r.scanned;
           total.removed += r.removed;
         }
@@ -215,7 +299,7 @@ export class ProjectionStore {
     return total;
   }
 
-  private async pruneIndex(key: string, batchSize: number): Promise<PruneResult> {
+  private async walkIndex(script: LuaScript, firstArg: string, key: string, batchSize: number): Promise<PruneResult> {
     const result: PruneResult = { scanned: 0, removed: 0 };
     let cursor = '0';
     do {
@@ -224,7 +308,7 @@ export class ProjectionStore {
       const members = flat.filter((_, i) => i % 2 === 0);
       if (members.length === 0) continue;
       result.scanned += members.length;
-      result.removed += Number(await PRUNE_CHUNK.run(this.redis, [key], [KEY_PREFIX.task, ...members]));
+      result.removed += Number(await script.run(this.redis, [key], [firstArg, ...members]));
     } while (cursor !== '0');
     return result;
   }

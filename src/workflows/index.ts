@@ -3,3 +3,4 @@ export type { PublishSingleInput, PublishSingleOutput } from './publish-single';
 export { publishBatch } from './publish-batch';
 export type { PublishBatchInput, PublishBatchOutput } from './publish-batch';
 export { pruneProjectionWorkflow } from './prune-projection';
+export { reconcileProjectionWorkflow } from './reconcile-projection';

@@ -10,7 +10,9 @@ import {
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
+  upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
@@ -26,6 +28,25 @@ export const projectionOptions = {
 
 const { projectTask, fileReview } = proxyActivities<ReturnType<typeof createActivities>>(projectionOptions);
 
+/** The memo key that holds the task's document, so the reconciler can rebuild a closed task from visibility. */
+export const DOC_MEMO_KEY = 'pubflowDoc';
+/**
+ * Temporal refuses a memo over 2 MB (limit.memoSize.error) and logs a warning over 2 KB; a document is ~1 KB
+ * unless its request carries a long description or large options. Over this many JSON characters (<= 3 bytes
+ * each) the memo is cleared instead, and the reconciler queries that workflow.
+ */
+const DOC_MEMO_MAX_CHARS = 64_000;
+
+/**
+ * Mirrors the document into the workflow's memo. Called when the status changes or a review opens or closes, so
+ * a closed workflow's memo is its final document. Behind a patch: workflows started before it replay unchanged.
+ */
+export function memoizeDoc(doc: TaskDoc): void {
+  if (!patched('pubflow-doc-memo')) return;
+  const json = JSON.stringify(doc);
+  upsertMemo({ [DOC_MEMO_KEY]: json.length <= DOC_MEMO_MAX_CHARS ? (JSON.parse(json) as TaskDoc) : null });
+}
+
 export class Projector {
   private projected = 0;
   private reviewFiledForAttempt = 0;
@@ -38,9 +59,12 @@ export class Projector {
   /** Apply a change to the document and schedule its projection. */
   change(patch: Partial<TaskDoc>): void {
     const statusChanged = patch.status !== undefined && patch.status !== this.doc.status;
+    const reviewWasOpen = this.doc.review?.open === true;
     Object.assign(this.doc, patch);
     this.doc.version++;
     if (statusChanged) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.status, value: this.doc.status }]);
+    // A discarded or expired review ends the task without a status change (failed -> failed): memoize that too.
+    if (statusChanged || reviewWasOpen !== (this.doc.review?.open === true)) memoizeDoc(this.doc);
   }
 
   start(): void {

@@ -1,0 +1,54 @@
+/**
+ * `make reconcile`: rebuilds or repairs the Redis projection from Temporal once (the same function the
+ * `pubflow-reconcile-projection` Schedule runs), prints the report as JSON on stdout and logs on stderr.
+ * Exit code: 0 done, 2 done but some tasks could not be reconciled (see errorSamples), 1 the run failed.
+ */
+import { Client, Connection } from '@temporalio/client';
+import Redis from 'ioredis';
+import { loadConfig, type Config } from './config';
+import type { Logger } from './log';
+import { reconcile, type ReconcileReport } from './projection/reconciler';
+import { ProjectionStore } from './projection/store';
+
+/** JSON lines on stderr, so stdout carries only the report (`make reconcile | jq`). */
+const log: Logger = (() => {
+  const write = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    process.stderr.write(
+      JSON.stringify({ ts: new Date().toISOString(), level, component: 'reconcile', msg, ...fields }) + '\n',
+    );
+  return {
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  };
+})();
+
+export async function runReconcile(config: Config = loadConfig()): Promise<ReconcileReport> {
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+  redis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  try {
+    const connection = await Connection.connect({ address: config.temporal.address });
+    try {
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
+      log.info('reconcile started', { temporal: config.temporal.address, namespace: config.temporal.namespace });
+      return await reconcile({ client, store, namespace: config.temporal.namespace, log });
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+if (require.main === module) {
+  runReconcile()
+    .then((report) => {
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      process.exitCode = report.errors > 0 ? 2 : 0;
+    })
+    .catch((err) => {
+      log.error('reconcile failed', { error: err instanceof Error ? err.stack : String(err) });
+      process.exit(1);
+    });
+}

@@ -1,0 +1,393 @@
+/**
+ * The reconciler on a real dev server (the time-skipping server has no visibility list queries) and a real
+ * redis-server, with the real worker; only the platform is scripted.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createLogger } from '../../src/log';
+import { DriverRegistry } from '../../src/platforms';
+import { contentRejected } from '../../src/platforms/types';
+import { INDEX_PATTERNS, statusIndex, taskKey, tombstoneKey } from '../../src/projection/keys';
+import { reconcile, type ReconcileReport } from '../../src/projection/reconciler';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { ensureSchedules, PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';
+import { reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
+import { DEFAULT_POLICY } from '../../src/shared/policy';
+import type { PublishRequest, TaskDoc } from '../../src/shared/types';
+import { createPubflowWorkers } from '../../src/worker';
+import type { publishSingle } from '../../src/workflows';
+import { DOC_MEMO_KEY } from '../../src/workflows/projector';
+import { makeDoc } from '../projection/fixtures';
+import { eventually, projectionHarness, withWorker, workflowBundle, type Harness } from '../helpers/harness';
+import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
+
+let dev: DevServer;
+let redisServer: RedisServer;
+let h: Harness;
+let connection: Connection;
+let native: NativeConnection;
+let client: Client;
+const log = createLogger('test-reconcile', { silent: true });
+
+beforeAll(async () => {
+  [dev, redisServer] = await Promise.all([startDevServer(), startRedis()]);
+  h = projectionHarness(redisServer.url);
+  connection = await Connection.connect({ address: dev.address });
+  native = await NativeConnection.connect({ address: dev.address });
+  client = new Client({ connection });
+});
+
+afterAll(async () => {
+  await native?.close();
+  await connection?.close();
+  await h?.close();
+  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
+});
+
+const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
+  platform: 'scripted',
+  accountId: 'acct-1',
+  video: { path: '/media/v.mp4' },
+  title: 'hello',
+  description: 'a video about reconciling',
+  tags: ['a', 'b'],
+  priority: 5,
+  ...over,
+});
+
+function start(taskQueue: string, id = `rc-${randomUUID()}`): Promise<WorkflowHandle<typeof publishSingle>> {
+  return client.workflow.start<typeof publishSingle>('publishSingle', {
+    taskQueue,
+    workflowId: id,
+    args: [{ request: request(), policy: DEFAULT_POLICY }],
+  });
+}
+
+const run = (driver: ScriptedDriver, fn: (taskQueue: string) => Promise<void>, uploadConcurrency = 3) =>
+  withWorker({ connection: native, harness: h, drivers: [driver], uploadConcurrency }, fn);
+
+const reconcileNow = (over: Partial<Parameters<typeof reconcile>[0]> = {}): Promise<ReconcileReport> =>
+  reconcile({ client, store: h.store, log, queryTimeoutMs: 3000, ...over });
+
+const stored = async (id: string): Promise<TaskDoc | null> => {
+  const raw = await h.redis.get(taskKey(id));
+  return raw === null ? null : (JSON.parse(raw) as TaskDoc);
+};
+
+const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
+  eventually(async () => {
+    const d = await stored(id);
+    return d && pred(d) ? d : undefined;
+  }, 30_000);
+
+/** Every document, and every index with its members and scores: the whole projection. */
+async function snapshot(): Promise<{ docs: Record<string, TaskDoc>; indexes: Record<string, string[]> }> {
+  const docs: Record<string, TaskDoc> = {};
+  const indexes: Record<string, string[]> = {};
+  for (const key of await h.redis.keys('celery:task:*')) docs[key] = JSON.parse((await h.redis.get(key))!) as TaskDoc;
+  for (const pattern of INDEX_PATTERNS) {
+    for (const key of await h.redis.keys(pattern)) {
+      if ((await h.redis.type(key)) === 'zset') indexes[key] = await h.redis.zrange(key, 0, -1, 'WITHSCORES');
+    }
+  }
+  return { docs, indexes };
+}
+
+/** Wait until every workflow on the dev server has settled into what visibility and Redis agree on. */
+async function closeAll(handles: WorkflowHandle[]) {
+  await Promise.all(handles.map((hd) => hd.result().catch(() => undefined)));
+}
+
+test('after FLUSHALL the reconciler brings back every document and index entry as Temporal has them; a second run writes nothing', async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (taskQueue) => {
+    // Arrange: 5 successes, one open review, one upload still running.
+    const ok = await Promise.all(Array.from({ length: 5 }, () => start(taskQueue)));
+    await Promise.all(ok.map((hd) => hd.result()));
+    driver.then(async () => {
+      throw contentRejected('the platform says no');
+    });
+    const review = await start(taskQueue);
+    await docWhere(review.workflowId, (d) => d.review?.open === true);
+    driver.then(hangUntilAborted);
+    const running = await start(taskQueue);
+    await docWhere(running.workflowId, (d) => d.status === 'running');
+    const handles = [...ok, review, running];
+    const ids = handles.map((hd) => hd.workflowId);
+    const truth = new Map<string, TaskDoc>();
+    for (const hd of handles) truth.set(hd.workflowId, await hd.query(taskStateQuery));
+    const before = await snapshot();
+    expect(Object.keys(before.docs)).toHaveLength(ids.length);
+
+    // Act
+    await h.redis.flushall(); // the test's own redis-server
+    const first = await reconcileNow();
+
+    // Assert: every document equals the workflow's, and the indexes are exactly as before the wipe.
+    expect(first).toMatchObject({ errors: 0, written: ids.length, removed: 0, skippedDeleted: 0 });
+    expect(first.scanned).toBe(ids.length);
+    expect(first.fromQuery).toBe(2); // the open review and the running upload
+    expect(first.fromMemo).toBe(5);
+    for (const id of ids) expect(await stored(id)).toEqual(truth.get(id));
+    const after = await snapshot();
+    expect(after.docs).toEqual(before.docs);
+    expect(after.indexes).toEqual(before.indexes);
+    expect(await h.redis.zrange('pubflow:index:review:open', 0, -1)).toEqual([review.workflowId]);
+    expect(await h.redis.zrange(statusIndex('running'), 0, -1)).toEqual([running.workflowId]);
+    expect(await h.redis.zcard(statusIndex('success'))).toBe(5);
+
+    const second = await reconcileNow();
+    expect(second).toMatchObject({ errors: 0, written: 0, removed: 0, removedIndexEntries: 0 });
+    expect(second.unchanged).toBe(ids.length);
+    expect(await snapshot()).toEqual(after);
+
+    // Leave nothing open for the next tests.
+    await review.executeUpdate(reviewDecisionUpdate, { args: [{ action: 'discard' }] });
+    await running.cancel();
+    await closeAll(handles);
+  });
+});
+
+test('a closed task carries its final document in its memo, small enough for visibility', async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    await hd.result();
+    const final = await hd.query(taskStateQuery);
+
+    const desc = await hd.describe();
+
+    expect(desc.memo?.[DOC_MEMO_KEY]).toEqual(final);
+    const bytes = desc.raw.workflowExecutionInfo?.memo?.fields?.[DOC_MEMO_KEY]?.data?.length ?? 0;
+    console.log(`memo payload of a typical task document: ${bytes} bytes`);
+    expect(bytes).toBeGreaterThan(0);
+    expect(bytes).toBeLessThan(2048); // Temporal's memo warning threshold
+  });
+});
+
+test('a discarded review ends with a memo whose review is closed, so the rebuilt task is not in review', async () => {
+  const driver = new ScriptedDriver().then(async () => {
+    throw contentRejected('no');
+  });
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    await docWhere(hd.workflowId, (d) => d.review?.open === true);
+    await hd.executeUpdate(reviewDecisionUpdate, { args: [{ action: 'discard' }] });
+    await hd.result();
+    await h.redis.del(taskKey(hd.workflowId));
+
+    await reconcileNow();
+
+    const doc = await stored(hd.workflowId);
+    expect(doc).toEqual(await hd.query(taskStateQuery));
+    expect(doc?.review?.open).toBe(false);
+    expect(await h.redis.zscore('pubflow:index:review:open', hd.workflowId)).toBeNull();
+  });
+});
+
+test('documents of tasks Temporal does not know are removed with their index entries; recent ones are kept', async () => {
+  const stale = makeDoc({ task_id: `unknown-${randomUUID()}`, status: 'success' });
+  const young = makeDoc({
+    task_id: `unknown-${randomUUID()}`,
+    created_at: new Date().toISOString(),
+    updated_at: new Date().toISOString(),
+  });
+  await h.store.write(stale);
+  await h.store.write(young);
+  const dangling = `dangling-${randomUUID()}`;
+  await h.redis.zadd(statusIndex('running'), 1, dangling);
+
+  const report = await reconcileNow();
+
+  expect(report.errors).toBe(0);
+  expect(report.removed).toBe(1);
+  expect(report.changed.removed).toEqual([stale.task_id]);
+  expect(await h.redis.exists(taskKey(stale.task_id))).toBe(0);
+  expect(await h.redis.zscore(statusIndex('success'), stale.task_id)).toBeNull();
+  expect(await h.redis.zscore(statusIndex('running'), dangling)).toBeNull();
+  expect(report.removedIndexEntries).toBe(1);
+  // Created after the listing's visibility margin: it may just not be visible yet.
+  expect(await stored(young.task_id)).toEqual(young);
+  await h.store.delete(young.task_id, { tombstone: false });
+});
+
+test('a deleted task is not brought back, and a newer document is never moved backwards', async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (taskQueue) => {
+    const [deleted, ahead] = await Promise.all([start(taskQueue), start(taskQueue)]);
+    await Promise.all([deleted.result(), ahead.result()]);
+    await docWhere(deleted.workflowId, (d) => d.status === 'success');
+    const final = await docWhere(ahead.workflowId, (d) => d.status === 'success');
+    await h.store.delete(deleted.workflowId); // what DELETE /api/v1/tasks/:id does
+    const newer: TaskDoc = { ...final, version: final.version + 5, status: 'failed', error_message: 'by hand' };
+    await h.redis.del(taskKey(ahead.workflowId));
+    await h.store.write(newer);
+
+    const report = await reconcileNow();
+
+    expect(report.errors).toBe(0);
+    expect(report.skippedDeleted).toBe(1);
+    expect(await h.redis.exists(taskKey(deleted.workflowId))).toBe(0);
+    expect(await h.redis.exists(tombstoneKey(deleted.workflowId))).toBe(1);
+    expect(report.changed.written).not.toContain(ahead.workflowId);
+    expect(await stored(ahead.workflowId)).toEqual(newer);
+  });
+});
+
+test('a workflow terminated mid-upload no longer shows as running: failed, Unconfirmed, one version on', async () => {
+  const driver = new ScriptedDriver().then(hangUntilAborted);
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
+    await hd.terminate('operator stopped it');
+
+    const first = await reconcileNow();
+    const second = await reconcileNow();
+
+    const doc = await stored(hd.workflowId);
+    expect(doc).toMatchObject({
+      status: 'failed',
+      error_kind: 'Unconfirmed',
+      version: runningDoc.version + 1,
+      progress: null,
+    });
+    expect(doc?.error_message).toContain('terminated');
+    expect(first.changed.written).toContain(hd.workflowId);
+    expect(second.written).toBe(0);
+    expect(await h.redis.zscore(statusIndex('running'), hd.workflowId)).toBeNull();
+    expect(await h.redis.zscore(statusIndex('failed'), hd.workflowId)).not.toBeNull();
+  });
+});
+
+test('the reconcile Schedule runs the reconciler in the worker and returns its report', async () => {
+  let wipedId = '';
+  for await (const e of client.workflow.list({ query: "WorkflowType = 'publishSingle'" })) {
+    if ((await h.store.isDeleted(e.workflowId)) || !(await h.redis.exists(taskKey(e.workflowId)))) continue;
+    wipedId = e.workflowId;
+    break;
+  }
+  expect(wipedId).not.toBe('');
+  await h.redis.del(taskKey(wipedId));
+  const taskQueue = `tq-${randomUUID()}`;
+  const workers = await createPubflowWorkers({
+    connection: native,
+    namespace: 'default',
+    taskQueue,
+    deps: { store: h.store, accounts: h.accounts, drivers: new DriverRegistry([]), log, client },
+    uploadConcurrency: 1,
+    shutdownGraceMs: 1000,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  try {
+    expect(await ensureSchedules(client, { taskQueue, pruneIntervalMs: 3_600_000 })).toBe('created');
+    expect(await ensureSchedules(client, { taskQueue, pruneIntervalMs: 3_600_000 })).toBe('exists');
+    const schedule = client.schedule.getHandle(RECONCILE_SCHEDULE_ID);
+    expect((await schedule.describe()).policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
+
+    await schedule.trigger();
+
+    const action = await eventually(async () => (await schedule.describe()).info.recentActions[0], 30_000);
+    const report = (await client.workflow.getHandle(action.action.workflow.workflowId).result()) as ReconcileReport;
+    expect(report.errors).toBe(0);
+    expect(report.changed.written).toContain(wipedId);
+    expect(await h.redis.exists(taskKey(wipedId))).toBe(1);
+  } finally {
+    await client.schedule.getHandle(RECONCILE_SCHEDULE_ID).delete();
+    await client.schedule.getHandle(PRUNE_SCHEDULE_ID).delete();
+    workers.shutdown();
+    await running;
+  }
+});
+
+// The 10,000-task figure: PUBFLOW_RECONCILE_BENCH_N=10000 npx jest test/integration/reconciler.test.ts -t 'rebuild rate'
+const BENCH_N = Number(process.env.PUBFLOW_RECONCILE_BENCH_N ?? 200);
+
+test(
+  `rebuild rate: ${BENCH_N} closed tasks after FLUSHALL`,
+  async () => {
+    const driver = new ScriptedDriver();
+    await run(
+      driver,
+      async (taskQueue) => {
+        const t0 = Date.now();
+        const ids: string[] = [];
+        for (let i = 0; i < BENCH_N; i += 100) {
+          const chunk = await Promise.all(
+            Array.from({ length: Math.min(100, BENCH_N - i) }, () => start(taskQueue, `bench-${randomUUID()}`)),
+          );
+          ids.push(...chunk.map((hd) => hd.workflowId));
+        }
+        await eventually(
+          async () =>
+            (await client.workflow.count(`WorkflowType = 'publishSingle' AND ExecutionStatus = 'Running'`)).count === 0,
+          BENCH_N * 200 + 60_000,
+        );
+        const createdMs = Date.now() - t0;
+        const total = (await client.workflow.count(`WorkflowType IN ('publishSingle','publishBatch')`)).count;
+
+        await h.redis.flushall(); // the test's own redis-server
+        const rebuild = await reconcileNow();
+        const again = await reconcileNow();
+
+        expect(rebuild.errors).toBe(0);
+        expect(rebuild.written).toBe(total - rebuild.skippedDeleted);
+        expect(again.written).toBe(0);
+        for (const id of ids.slice(0, 20)) expect((await stored(id))?.status).toBe('success');
+        expect(await h.redis.zcard(statusIndex('success'))).toBeGreaterThanOrEqual(BENCH_N);
+        const rate = Math.round((rebuild.scanned / rebuild.durationMs) * 1000);
+        console.log(
+          [
+            `${BENCH_N} tasks run to success in ${(createdMs / 1000).toFixed(1)} s`,
+            `rebuild after FLUSHALL: ${rebuild.scanned} executions, ${rebuild.written} written in ${rebuild.durationMs} ms (${rate} tasks/s)`,
+            `second run (nothing to do): ${again.scanned} executions, ${again.unchanged} unchanged in ${again.durationMs} ms`,
+          ].join('\n'),
+        );
+      },
+      50,
+    );
+  },
+  Math.max(900_000, BENCH_N * 250 + 120_000),
+);
+
+const BENCH_OPEN = Number(process.env.PUBFLOW_RECONCILE_BENCH_OPEN ?? 200);
+
+test(
+  `rebuild rate with ${BENCH_OPEN} open tasks (each one queried) after FLUSHALL`,
+  async () => {
+    const driver = new ScriptedDriver();
+    driver.fallback = hangUntilAborted;
+    await run(driver, async (taskQueue) => {
+      const handles: WorkflowHandle[] = [];
+      for (let i = 0; i < BENCH_OPEN; i += 100) {
+        handles.push(
+          ...(await Promise.all(
+            Array.from({ length: Math.min(100, BENCH_OPEN - i) }, () => start(taskQueue, `open-${randomUUID()}`)),
+          )),
+        );
+      }
+      await eventually(
+        async () => (await h.redis.zcard(statusIndex('running'))) === BENCH_OPEN,
+        BENCH_OPEN * 100 + 60_000,
+      );
+
+      await h.redis.flushall(); // the test's own redis-server
+      const rebuild = await reconcileNow();
+
+      expect(rebuild.errors).toBe(0);
+      expect(rebuild.fromQuery).toBe(BENCH_OPEN);
+      expect(await h.redis.zcard(statusIndex('running'))).toBe(BENCH_OPEN);
+      console.log(
+        `rebuild after FLUSHALL with open tasks: ${rebuild.scanned} executions (${rebuild.fromQuery} queried, ` +
+          `${rebuild.fromMemo} from memos), ${rebuild.written} written in ${rebuild.durationMs} ms ` +
+          `(${Math.round((rebuild.scanned / rebuild.durationMs) * 1000)} tasks/s)`,
+      );
+      for (let i = 0; i < handles.length; i += 100)
+        await Promise.all(handles.slice(i, i + 100).map((hd) => hd.cancel()));
+      await closeAll(handles);
+    });
+  },
+  Math.max(600_000, BENCH_OPEN * 250 + 120_000),
+);
