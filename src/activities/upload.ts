@@ -89,8 +89,20 @@ export function makeUpload(deps: UploadDeps) {
       return { postId, url };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) {
-        deps.log.info('upload aborted', { taskId, attempt });
-        throw new CancelledFailure('upload aborted: the task was cancelled');
+        const why = ctx.cancellationDetails;
+        if (why?.cancelRequested) {
+          deps.log.info('upload aborted', { taskId, attempt });
+          throw new CancelledFailure('upload aborted: the task was cancelled');
+        }
+        // Not a person's cancel: the worker is shutting down past its grace period (or the attempt timed out).
+        // The request was cut mid-flight, so the post may exist: a person must check, exactly as after a crash.
+        const reason = why?.workerShutdown
+          ? 'the worker shut down'
+          : why?.timedOut
+            ? 'the attempt timed out'
+            : 'the upload was interrupted';
+        deps.log.warn('upload interrupted', { taskId, attempt, reason });
+        throw failure('Unconfirmed', `upload interrupted: ${reason} during the upload`);
       }
       if (err instanceof ApplicationFailure) throw err;
       if (err instanceof PublishError) {
