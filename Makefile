@@ -26,7 +26,7 @@ check: install
 	npm run lint
 	npm run format:check
 
-test: install tools check
+test: install tools check build
 	npx jest --ci
 
 up: install tools build
