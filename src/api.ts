@@ -8,6 +8,7 @@ import { createLogger } from './log';
 import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
+import { TaskControl } from './projection/task-control';
 import { TaskStateManager } from './projection/task-state-manager';
 
 export { createApp } from './api/app';
@@ -18,11 +19,12 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
   const app = createApp({
     client,
     redis,
-    tsm: new TaskStateManager(redis),
-    store: new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds }),
+    tsm: new TaskStateManager(redis, new TaskControl(client, store)),
+    store,
     accounts: loadAccounts(config.accountsFile),
     drivers: createDefaultDrivers({
       publishedRoot: config.publishedDir,

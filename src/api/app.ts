@@ -205,66 +205,16 @@ export function createApp(deps: AppDeps): express.Express {
     }
   });
 
-  const isSettled = (doc: TaskDoc) =>
-    doc.status === 'success' || doc.status === 'cancelled' || (doc.status === 'failed' && doc.review?.open !== true);
-
-  async function settleWithin(id: string, ms: number): Promise<void> {
-    await Promise.race([
-      client.workflow
-        .getHandle(id)
-        .result()
-        .catch(() => undefined),
-      new Promise((r) => setTimeout(r, ms).unref()),
-    ]);
-  }
-
   api.post('/tasks/:id/cancel', async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
-    const d = await describe(id);
-    if (!d) throw notFound(`task ${id}`);
-    if (d.status.name !== 'RUNNING')
-      throw conflict(
-        'task_finished',
-        `task ${id} has already finished (${d.status.name.toLowerCase()}); nothing to cancel`,
-      );
-    const handle = client.workflow.getHandle(id);
-    await handle.cancel();
-    // Wait briefly for the driver to abort, so the answer can say "cancelled" rather than "cancelling".
-    const outcome = await Promise.race([
-      handle.result().then(
-        () => 'completed' as const,
-        () => 'cancelled' as const,
-      ),
-      new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), 10_000).unref()),
-    ]);
-    // The task had already reached its outcome and was only finishing its last status write.
-    if (outcome === 'completed') throw conflict('task_finished', `task ${id} finished before the cancel took effect`);
-    res
-      .status(outcome === 'cancelled' ? 200 : 202)
-      .json({ taskId: id, status: outcome === 'cancelled' ? 'cancelled' : 'cancelling' });
+    const out = await tsm.cancelTask(id);
+    res.status(out.status === 'cancelled' ? 200 : 202).json(out);
   });
 
   api.delete('/tasks/:id', async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
     const q = parse(DeleteQuery, req.query, 'query');
-    let d = await describe(id);
-    const stored = await tsm.getTaskState(id);
-    if (!d && !stored) throw notFound(`task ${id}`);
-    if (d?.status.name === 'RUNNING' && stored && isSettled(stored)) {
-      // Its outcome is already in the mirror; the workflow is only finishing its last write. Give it a moment.
-      await settleWithin(id, 5000);
-      d = await describe(id);
-    }
-    if (d && d.status.name === 'RUNNING') {
-      if (q.force !== 'true')
-        throw conflict(
-          'task_open',
-          `task ${id} is still running; cancel it first, or DELETE with ?force=true to terminate it`,
-        );
-      await client.workflow.getHandle(id).terminate('deleted with force=true through the API');
-    }
-    const deleted = await store.delete(id);
-    res.json({ taskId: id, deleted: deleted || stored !== null, terminated: d?.status.name === 'RUNNING' });
+    res.json(await tsm.deleteTask(id, { force: q.force === 'true' }));
   });
 
   api.post('/tasks/:id/reschedule', async (req, res) => {

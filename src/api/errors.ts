@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../log';
+import { TaskNotFoundError, TaskStateConflictError } from '../projection/task-control';
 
 /** An error with an HTTP status: `{"error": {"code", "message", "details"}}`. */
 export class ApiError extends Error {
@@ -36,6 +37,14 @@ export function fieldName(where: string, path: readonly PropertyKey[]): string {
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, _req, res, _next) => {
+    if (err instanceof TaskNotFoundError) {
+      res.status(404).json({ error: { code: 'not_found', message: err.message, details: null } });
+      return;
+    }
+    if (err instanceof TaskStateConflictError) {
+      res.status(409).json({ error: { code: err.code, message: err.message, details: null } });
+      return;
+    }
     if (err instanceof ApiError) {
       res.status(err.status).json({ error: { code: err.code, message: err.message, details: err.details } });
       return;

@@ -18,6 +18,7 @@ import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms'
 import { loadAccounts } from '../../src/platforms/accounts';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
+import { TaskControl } from '../../src/projection/task-control';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
@@ -177,11 +178,12 @@ async function wire(
   cleanups.push(() => connection.close());
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
+  const apiStore = new ProjectionStore(apiRedis, { ttlSeconds: config.statusTtlSeconds });
   const app = createApp({
     client,
     redis: apiRedis,
-    tsm: new TaskStateManager(apiRedis),
-    store: new ProjectionStore(apiRedis, { ttlSeconds: config.statusTtlSeconds }),
+    tsm: new TaskStateManager(apiRedis, new TaskControl(client, apiStore)),
+    store: apiStore,
     accounts,
     drivers,
     config,

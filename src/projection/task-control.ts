@@ -1,0 +1,113 @@
+/**
+ * Cancel and delete: the two write operations of the old task_state_manager API. They act on Temporal (the truth)
+ * and then on the projection; TaskStateManager offers them, and the HTTP API maps their errors to 404 and 409.
+ */
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import type { TaskDoc } from '../shared/types';
+import type { ProjectionStore } from './store';
+
+export class TaskNotFoundError extends Error {
+  override readonly name = 'TaskNotFoundError';
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} not found`);
+  }
+}
+
+/** The task's state does not allow the request (HTTP 409). */
+export class TaskStateConflictError extends Error {
+  override readonly name = 'TaskStateConflictError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CancelOutcome {
+  taskId: string;
+  /** 'cancelling' when the workflow had not confirmed within the wait. */
+  status: 'cancelled' | 'cancelling';
+}
+
+export interface DeleteOutcome {
+  taskId: string;
+  deleted: boolean;
+  terminated: boolean;
+}
+
+/** A document whose outcome is decided: the workflow may still be finishing its last write. */
+export const isSettled = (doc: TaskDoc) =>
+  doc.status === 'success' || doc.status === 'cancelled' || (doc.status === 'failed' && doc.review?.open !== true);
+
+export class TaskControl {
+  constructor(
+    private readonly client: Client,
+    private readonly store: ProjectionStore,
+  ) {}
+
+  async describe(taskId: string): Promise<WorkflowExecutionDescription | null> {
+    try {
+      return await this.client.workflow.getHandle(taskId).describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** Resolves when the workflow closes or after `ms`, whichever is first. */
+  async settleWithin(taskId: string, ms: number): Promise<'closed' | 'cancelled' | 'waiting'> {
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      this.client.workflow
+        .getHandle(taskId)
+        .result()
+        .then(
+          () => 'closed' as const,
+          () => 'cancelled' as const,
+        ),
+      new Promise<'waiting'>((r) => (timer = setTimeout(() => r('waiting'), ms))),
+    ]);
+    clearTimeout(timer);
+    return outcome;
+  }
+
+  /** Cancels a pending, scheduled, running or in-review task; a running upload is aborted. */
+  async cancel(taskId: string, opts: { waitMs?: number } = {}): Promise<CancelOutcome> {
+    const d = await this.describe(taskId);
+    if (!d) throw new TaskNotFoundError(taskId);
+    if (d.status.name !== 'RUNNING')
+      throw new TaskStateConflictError(
+        'task_finished',
+        `task ${taskId} has already finished (${d.status.name.toLowerCase()}); nothing to cancel`,
+      );
+    await this.client.workflow.getHandle(taskId).cancel();
+    // Wait briefly for the driver to abort, so the answer can say "cancelled" rather than "cancelling".
+    const outcome = await this.settleWithin(taskId, opts.waitMs ?? 10_000);
+    // The task had already reached its outcome and was only finishing its last status write.
+    if (outcome === 'closed')
+      throw new TaskStateConflictError('task_finished', `task ${taskId} finished before the cancel took effect`);
+    return { taskId, status: outcome === 'cancelled' ? 'cancelled' : 'cancelling' };
+  }
+
+  /** Removes the document and its index entries; an open workflow is a conflict unless `force` terminates it. */
+  async delete(taskId: string, stored: TaskDoc | null, opts: { force?: boolean } = {}): Promise<DeleteOutcome> {
+    let d = await this.describe(taskId);
+    if (!d && !stored) throw new TaskNotFoundError(taskId);
+    if (d?.status.name === 'RUNNING' && stored && isSettled(stored)) {
+      await this.settleWithin(taskId, 5000);
+      d = await this.describe(taskId);
+    }
+    const open = d?.status.name === 'RUNNING';
+    if (open) {
+      if (!opts.force)
+        throw new TaskStateConflictError(
+          'task_open',
+          `task ${taskId} is still running; cancel it first, or delete with force=true to terminate it`,
+        );
+      await this.client.workflow.getHandle(taskId).terminate('deleted with force=true');
+    }
+    const deleted = await this.store.delete(taskId);
+    return { taskId, deleted: deleted || stored !== null, terminated: open };
+  }
+}
