@@ -22,6 +22,7 @@ import { initialTaskDoc } from '../shared/task-doc';
 import type { PublishRequest, TaskDoc } from '../shared/types';
 import { priorityKey } from '../shared/priority';
 import type { PublishSingleInput } from '../workflows/publish-single';
+import { registerBatchRoutes } from './batch';
 import { ApiError, badRequest, conflict, errorHandler, fromZod, notFound } from './errors';
 import { resolveMediaPath } from './media';
 import { openApiDocument } from './openapi';
@@ -123,6 +124,8 @@ export function createApp(deps: AppDeps): express.Express {
     if (body.cover) request.cover = { path: resolveMediaPath(config.mediaRoot, body.cover.path, f('cover.path')) };
     return request;
   }
+
+  registerBatchRoutes(api, { client, store, tsm, config, log, toRequest });
 
   async function currentStatus(taskId: string): Promise<string> {
     const doc = await tsm.getTaskState(taskId).catch(() => null);

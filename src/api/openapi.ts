@@ -42,6 +42,63 @@ export const openApiDocument = {
         },
       },
     },
+    '/api/v1/publish/batch': {
+      post: {
+        summary: 'Submit a batch: every item is validated before anything starts',
+        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 256 } }],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['items'],
+                properties: {
+                  items: { type: 'array', items: { type: 'object' }, minItems: 1, maxItems: 100000 },
+                  defaults: { type: 'object', description: 'fields applied to every item unless it sets them' },
+                  concurrency: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+                  spacing: {
+                    type: 'object',
+                    properties: { intervalSeconds: { type: 'number' }, jitterSeconds: { type: 'number' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          202: json(
+            { type: 'object', properties: { taskId: { type: 'string' }, total: { type: 'integer' } } },
+            'Started',
+          ),
+          200: json({ type: 'object' }, 'Already submitted with this Idempotency-Key'),
+          400: errorResponse('Invalid items; details lists every bad item by index and field'),
+          413: errorResponse('The batch is too large for one workflow input'),
+        },
+      },
+    },
+    '/api/v1/reviews/retry-all': {
+      post: {
+        summary: 'Retry every matching open review (by batchId, or the filters of GET /reviews)',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  batchId: { type: 'string' },
+                  platform: { type: 'string' },
+                  accountId: { type: 'string' },
+                  kind: { type: 'string' },
+                  note: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+        responses: { 200: json({ type: 'object' }), 400: errorResponse('Invalid filter') },
+      },
+    },
     '/api/v1/tasks': {
       get: {
         summary: 'List tasks, newest first',

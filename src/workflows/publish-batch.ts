@@ -66,7 +66,10 @@ export interface PublishBatchInput {
    * batch's `defaults` under it, so an item's priority is the batch's unless the item set its own.
    */
   items: PublishRequest[];
-  /** Policy per platform, resolved by the API (the workflow stays deterministic). */
+  /**
+   * Policies resolved by the API (the workflow stays deterministic), keyed by platform, or by
+   * `<platform>/<accountId>` where an account has its own (e.g. its rate limits); the account's key wins.
+   */
   policies: Record<string, PublishPolicy>;
   /** At most this many children in flight (started and not settled). */
   concurrency: number;
@@ -138,6 +141,10 @@ function encodeCodes(codes: Uint8Array): string {
     out += String.fromCharCode(...Array.from(codes.subarray(k, k + 8192), (c) => c + 48));
   }
   return out;
+}
+
+export function policyFor(policies: Record<string, PublishPolicy>, r: PublishRequest): PublishPolicy {
+  return policies[`${r.platform}/${r.accountId}`] ?? policies[r.platform] ?? DEFAULT_POLICY;
 }
 
 export function emptyCounts(total: number): BatchCounts {
@@ -276,7 +283,6 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
   // The projection: a background loop, so a slow or absent Redis never holds up dispatch.
   let changes = 0;
   let written = 0;
-  let urgent = false;
   let lastWriteAt = 0;
   let projectedStatus: TaskStatus | undefined;
   const changed = () => {
@@ -288,8 +294,10 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
   const projectionLoop = async () => {
     for (;;) {
       await condition(() => changes > written);
+      // A plain timer, never cancelled (a flush just waits it out, at most one interval). Cancelling a short timer
+      // races its firing; the time-skipping test server then strands the run (temporalio/sdk-java#3088).
       const wait = lastWriteAt + PROJECTION_INTERVAL_MS - Date.now();
-      if (wait > 0 && !urgent) await condition(() => urgent, wait);
+      if (wait > 0) await sleep(wait);
       const upTo = changes;
       doc.version++;
       const snapshot = { ...currentDoc(), updated_at: now() };
@@ -302,11 +310,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
       lastWriteAt = Date.now();
     }
   };
-  const flush = async () => {
-    urgent = true;
-    await condition(() => written >= changes);
-    urgent = false;
-  };
+  const flush = () => condition(() => written >= changes);
 
   const setCode = (i: number, c: Code) => {
     const old = codes[i]!;
@@ -343,7 +347,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
         args: [
           {
             request,
-            policy: input.policies[request.platform] ?? DEFAULT_POLICY,
+            policy: policyFor(input.policies, request),
             parentTaskId: batchId,
             index: i,
             createdAt,
@@ -383,11 +387,17 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
       });
   };
 
-  /** Deterministic: workflow Math.random is seeded per run, and each item's jitter is drawn once, at dispatch. */
+  /** Deterministic: workflow Math.random is seeded per run, and each item's jitter is drawn once. */
+  let due: { index: number; at: number } | undefined;
   const notBefore = (i: number): number => {
     const s = input.spacing;
     if (!s || (s.intervalSeconds <= 0 && s.jitterSeconds <= 0)) return 0;
-    return Date.parse(startedAt) + i * s.intervalSeconds * 1000 + Math.random() * s.jitterSeconds * 1000;
+    if (due?.index !== i)
+      due = {
+        index: i,
+        at: Date.parse(startedAt) + i * s.intervalSeconds * 1000 + Math.random() * s.jitterSeconds * 1000,
+      };
+    return due.at;
   };
 
   const continueAsNewDue = () => {
@@ -408,8 +418,8 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
   try {
     for (;;) {
       while (canStart()) {
-        const due = notBefore(next);
-        if (due > Date.now()) await sleep(due - Date.now());
+        const at = notBefore(next);
+        if (at > Date.now()) await sleep(at - Date.now());
         if (canStart()) startOne(next++);
       }
       if (allTerminal()) break;
@@ -453,7 +463,10 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
       }
       // Children confirm through their own reports; whoever has not within the grace period is counted cancelled
       // (its own document still tells the truth).
-      await condition(() => open.every((i) => TERMINAL(codes[i]!)), CANCEL_CONFIRM_MS);
+      // A flag set by a timer that is never cancelled, rather than condition(fn, timeout): see the projection loop.
+      let graceOver = false;
+      void sleep(CANCEL_CONFIRM_MS).then(() => (graceOver = true));
+      await condition(() => graceOver || open.every((i) => TERMINAL(codes[i]!)));
       for (const i of open) if (!TERMINAL(codes[i]!)) setCode(i, CODE.CANCELLED);
       changed();
       await flush();

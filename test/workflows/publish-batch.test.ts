@@ -17,12 +17,12 @@ import { idempotentBatchId, registerBatchRoutes } from '../../src/api/batch';
 import { badRequest, errorHandler } from '../../src/api/errors';
 import { createLogger } from '../../src/log';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
-import { reviewDecisionUpdate } from '../../src/shared/definitions';
+import { accountGateId, childStatusSignal, reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishBatch } from '../../src/workflows';
 import type { PublishBatchInput } from '../../src/workflows/publish-batch';
-import { eventually, projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import { eventually, projectionHarness, withWorker, writeAccountsFile, type Harness } from '../helpers/harness';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
 
@@ -30,9 +30,17 @@ let env: TestWorkflowEnvironment;
 let redisServer: RedisServer;
 let h: Harness;
 
+/** One account per item: the queue gates allow one upload at a time per account, and these tests are about the batch. */
+const ACCOUNTS = Array.from({ length: 12 }, (_, i) => ({
+  id: `acct-${i}`,
+  platform: 'scripted',
+  displayName: `Scripted ${i}`,
+  settings: {},
+}));
+
 beforeAll(async () => {
   [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis()]);
-  h = projectionHarness(redisServer.url);
+  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
 });
 
 afterAll(async () => {
@@ -46,14 +54,15 @@ const policy: PublishPolicy = {
   autoRetry: { maxAttempts: 0, initialDelayMs: 60_000, maxDelayMs: 600_000 },
 };
 
-const item = (title: string, over: Partial<PublishRequest> = {}): PublishRequest => ({
+/** Item i publishes on account acct-i. */
+const item = (title: string, i: number): PublishRequest => ({
   platform: 'scripted',
-  accountId: 'acct-1',
+  accountId: `acct-${i}`,
   video: { path: '/media/v.mp4' },
   title,
   priority: 5,
-  ...over,
 });
+const items = (n: number) => Array.from({ length: n }, (_, i) => item(`t${i}`, i));
 
 async function startBatch(
   taskQueue: string,
@@ -98,30 +107,39 @@ async function expectChildrenOf(batchId: string, n: number) {
   for (const id of members) expect((await h.tsm.getTaskState(id))?.parent_task_id).toBe(batchId);
 }
 
-import { createPubflowWorkers } from '../../src/worker';
-import { DriverRegistry } from '../../src/platforms';
-import { workflowBundle } from '../helpers/harness';
-async function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, uploadConcurrency?: number) {
-  const taskQueue = `tq-${randomUUID()}`;
-  const workers = await createPubflowWorkers({
-    connection: env.nativeConnection, namespace: 'default', taskQueue,
-    deps: { store: h.store, accounts: h.accounts, drivers: new DriverRegistry([driver]), log: createLogger('t', { silent: true }) },
-    uploadConcurrency: uploadConcurrency ?? 3, shutdownGraceMs: 1000, workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  try { return await fn(taskQueue); } finally {
-    console.log('shutting down');
-    workers.shutdown();
-    const iv = setInterval(() => console.log('STATUS', workers.main.getState(), JSON.stringify(workers.main.getStatus()), workers.uploads.getState(), JSON.stringify(workers.uploads.getStatus())), 2000);
-    await running; clearInterval(iv);
-  }
+/**
+ * Runs `fn` with a worker, then waits for the account gates of its task queue to end (they do once idle) before the
+ * worker stops: a gate left open on a stopped queue would hold the shared test server's clock.
+ */
+function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, uploadConcurrency?: number) {
+  return withWorker(
+    { connection: env.nativeConnection, harness: h, drivers: [driver], uploadConcurrency },
+    async (tq) => {
+      const out = await fn(tq);
+      await eventually(async () => {
+        const open = await Promise.all(
+          ACCOUNTS.map((a) =>
+            env.client.workflow
+              .getHandle(accountGateId(a.id, tq))
+              .describe()
+              .then(
+                (d) => d.status.name === 'RUNNING',
+                () => false,
+              ),
+          ),
+        );
+        return !open.includes(true);
+      });
+      return out;
+    },
+  );
 }
 
 test('a batch with mixed outcomes counts them, settles failed, and a late review retry re-evaluates it to success', async () => {
   const driver = new ScriptedDriver();
   driver.fallback = outcomeByTitle;
   await run(driver, async (tq) => {
-    const handle = await startBatch(tq, [item('ok-0'), item('reject'), item('unconfirmed'), item('ok-3')]);
+    const handle = await startBatch(tq, [item('ok-0', 0), item('reject', 1), item('unconfirmed', 2), item('ok-3', 3)]);
     const batchId = handle.workflowId;
 
     // Every child has settled: two succeeded, two wait in review. The batch is failed but stays open.
@@ -135,6 +153,12 @@ test('a batch with mixed outcomes counts them, settles failed, and a late review
     expect((await handle.describe()).status.name).toBe('RUNNING');
     expect(await h.tsm.listReviewTaskIds({ batchId })).toHaveLength(2);
     await expectChildrenOf(batchId, 4);
+
+    // Stale, duplicate or impossible reports never move the counts: a lower version, or a closed child.
+    const stale = { taskId: `${batchId}-1`, status: 'running' as const, inReview: false, version: 1 };
+    await handle.signal(childStatusSignal, { index: 1, ...stale });
+    await handle.signal(childStatusSignal, { index: 0, ...stale, taskId: `${batchId}-0`, version: 1000 });
+    expect((await handle.query(taskStateQuery)).counts).toEqual(settled.counts);
 
     // A person resolves one review: still failed, one fewer failure.
     await env.client.workflow
@@ -166,10 +190,7 @@ test('cancelling a batch mid-way cancels its started children; the rest never st
   const driver = new ScriptedDriver();
   driver.fallback = hangUntilAborted;
   await run(driver, async (tq) => {
-    const handle = await startBatch(
-      tq,
-      Array.from({ length: 6 }, (_, i) => item(`t${i}`)),
-    );
+    const handle = await startBatch(tq, items(6));
     const batchId = handle.workflowId;
     await eventually(async () => driver.calls.length === 2);
     await docWhere(batchId, countsAre({ running: 2, pending: 4 }));
@@ -186,8 +207,6 @@ test('cancelling a batch mid-way cancels its started children; the rest never st
       await docWhere(`${batchId}-${i}`, (x) => x.status === 'cancelled');
     }
     for (const i of [2, 3, 4, 5]) {
-      console.log('describe', i, await Promise.race([env.client.workflow.getHandle(`${batchId}-${i}`).describe().then(d => d.status.name, (e) => `${e.name} ${e.message}`), new Promise((r) => setTimeout(() => r('TIMEOUT'), 5000))]));
-      console.log('describe-x', await Promise.race([env.client.workflow.getHandle(`nope-${i}`).describe().then(d => d.status.name, (e) => `${e.name} ${e.message}`), new Promise((r) => setTimeout(() => r('TIMEOUT'), 5000))]));
       await expect(env.client.workflow.getHandle(`${batchId}-${i}`).describe()).rejects.toBeInstanceOf(
         WorkflowNotFoundError,
       );
@@ -216,11 +235,7 @@ test('a window of 3 never has a 4th child in flight', async () => {
   await run(
     driver,
     async (tq) => {
-      const handle = await startBatch(
-        tq,
-        Array.from({ length: 10 }, (_, i) => item(`t${i}`)),
-        { concurrency: 3 },
-      );
+      const handle = await startBatch(tq, items(10), { concurrency: 3 });
       await eventually(async () => driver.calls.length === 3);
       await docWhere(handle.workflowId, countsAre({ running: 3, pending: 7 }));
       await new Promise((r) => setTimeout(r, 1500));
@@ -237,14 +252,33 @@ test('a window of 3 never has a 4th child in flight', async () => {
   );
 });
 
+test('spacing staggers the children: child i starts no earlier than i × interval after the batch', async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (tq) => {
+    const handle = await startBatch(tq, items(3), {
+      concurrency: 3,
+      spacing: { intervalSeconds: 2, jitterSeconds: 1 },
+    });
+    const out = await handle.result();
+    expect(out.counts.success).toBe(3);
+    const batch = await docWhere(handle.workflowId, (d) => d.status === 'success');
+    const t0 = Date.parse(batch.started_at!);
+    for (const i of [0, 1, 2]) {
+      const child = await docWhere(`${handle.workflowId}-${i}`, (d) => d.status === 'success');
+      const offset = Date.parse(child.started_at!) - t0;
+      expect(offset).toBeGreaterThanOrEqual(i * 2000);
+      expect(offset).toBeLessThan(i * 2000 + 1000 + 5000); // the jitter, plus a child's start on a busy machine
+    }
+  });
+});
+
+// Runs after the tests that need the test server to skip time: a child that outlives the parent run that started it
+// (as children do across continue-as-new) never gives back the time-skipping server's clock lock (the server releases
+// it in the parent run's childWorkflowCompleted), so later automatic skips would wait in real time.
 test('a batch forced to continue as new keeps its counts true across runs', async () => {
   const driver = new ScriptedDriver();
   await run(driver, async (tq) => {
-    const handle = await startBatch(
-      tq,
-      Array.from({ length: 12 }, (_, i) => item(`t${i}`)),
-      { concurrency: 4, continueAsNewAfter: 5 },
-    );
+    const handle = await startBatch(tq, items(12), { concurrency: 4, continueAsNewAfter: 5 });
     const batchId = handle.workflowId;
     const out = await handle.result();
     expect(out).toEqual({
