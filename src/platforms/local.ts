@@ -8,7 +8,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import {
+  abortError,
   contentRejected,
+  errorCode,
   notSent,
   PublishError,
   type DriverResult,
@@ -168,15 +170,4 @@ function folderName(what: string, value: string): string {
   if (!value || value === '.' || value === '..' || /[/\\\0]/.test(value))
     throw new PublishError('Internal', `${what} "${value}" cannot be used as a folder name`);
   return value;
-}
-
-function errorCode(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? e?.message ?? String(err);
-}
-
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('publish cancelled', { cause: signal.reason });
-  err.name = 'AbortError';
-  return err;
 }

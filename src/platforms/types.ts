@@ -65,3 +65,16 @@ export const verificationRequired = (message: string, evidence?: string) =>
   new PublishError('VerificationRequired', message, { evidence });
 export const contentRejected = (message: string) => new PublishError('ContentRejected', message);
 export const unconfirmed = (message: string, cause?: unknown) => new PublishError('Unconfirmed', message, { cause });
+
+/** The error a driver throws when its signal fires: `name` is 'AbortError', so the caller can tell cancel from failure. */
+export function abortError(signal: AbortSignal): Error {
+  const err = new Error('publish cancelled', { cause: signal.reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+/** A system error's code (ECONNREFUSED, ENOENT, ...), else its message. */
+export function errorCode(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code ?? e?.message ?? String(err);
+}

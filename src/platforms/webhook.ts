@@ -15,8 +15,10 @@ import path from 'node:path';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import {
+  abortError,
   authExpired,
   contentRejected,
+  errorCode,
   notSent,
   PublishError,
   rateLimited,
@@ -414,15 +416,4 @@ function bodyExcerpt(body: Buffer, secrets: string[]): string {
   for (const s of secrets) text = text.split(s).join('[redacted]');
   text = text.replace(/\s+/g, ' ').trim();
   return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}…` : text;
-}
-
-function errorCode(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? e?.message ?? String(err);
-}
-
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('publish cancelled', { cause: signal.reason });
-  err.name = 'AbortError';
-  return err;
 }

@@ -1,4 +1,4 @@
-import type { PublishRequest, TaskDoc } from './types';
+import type { PublishRequest, TaskDoc, TaskType } from './types';
 
 /**
  * A task's first document (status pending, version 1). The API writes it the moment it accepts a task, so the
@@ -12,17 +12,44 @@ export function initialTaskDoc(args: {
   runId: string | null;
 }): TaskDoc {
   const { taskId, request } = args;
-  return {
-    task_id: taskId,
-    task_type: 'publish',
+  return pendingDoc({
+    taskId,
+    taskType: 'publish',
     data: { ...request },
     priority: request.priority,
-    parent_task_id: args.parentTaskId,
+    parentTaskId: args.parentTaskId,
+    createdAt: args.createdAt,
+    runId: args.runId,
+    platform: request.platform,
+    accountId: request.accountId,
+    scheduledFor: request.publishAt ?? null,
+  });
+}
+
+/** Any task's first document: status pending, version 1, nothing started yet. */
+export function pendingDoc(a: {
+  taskId: string;
+  taskType: TaskType;
+  data: Record<string, unknown>;
+  priority: number;
+  parentTaskId: string | null;
+  createdAt: string;
+  runId: string | null;
+  platform: string | null;
+  accountId: string | null;
+  scheduledFor: string | null;
+}): TaskDoc {
+  return {
+    task_id: a.taskId,
+    task_type: a.taskType,
+    data: a.data,
+    priority: a.priority,
+    parent_task_id: a.parentTaskId,
     status: 'pending',
-    created_at: args.createdAt,
+    created_at: a.createdAt,
     started_at: null,
     completed_at: null,
-    updated_at: args.createdAt,
+    updated_at: a.createdAt,
     error_message: null,
     result: null,
     retry_count: 0,
@@ -30,11 +57,11 @@ export function initialTaskDoc(args: {
     attempt: 0,
     progress: null,
     review: null,
-    platform: request.platform,
-    account_id: request.accountId,
-    workflow_id: taskId,
-    run_id: args.runId,
-    scheduled_for: request.publishAt ?? null,
+    platform: a.platform,
+    account_id: a.accountId,
+    workflow_id: a.taskId,
+    run_id: a.runId,
+    scheduled_for: a.scheduledFor,
     error_kind: null,
   };
 }

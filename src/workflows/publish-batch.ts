@@ -30,6 +30,7 @@ import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../sh
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
+import { pendingDoc } from '../shared/task-doc';
 import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
 import { projectionOptions } from './projector';
 import type { publishSingle } from './publish-single';
@@ -162,29 +163,18 @@ export function initialBatchDoc(args: {
   runId: string | null;
 }): TaskDoc {
   return {
-    task_id: args.taskId,
-    task_type: 'batch_publish',
-    data: { total: args.total, concurrency: args.concurrency, spacing: args.spacing ?? null },
-    priority: args.priority,
-    parent_task_id: null,
-    status: 'pending',
-    created_at: args.createdAt,
-    started_at: null,
-    completed_at: null,
-    updated_at: args.createdAt,
-    error_message: null,
-    result: null,
-    retry_count: 0,
-    version: 1,
-    attempt: 0,
-    progress: null,
-    review: null,
-    platform: null,
-    account_id: null,
-    workflow_id: args.taskId,
-    run_id: args.runId,
-    scheduled_for: null,
-    error_kind: null,
+    ...pendingDoc({
+      taskId: args.taskId,
+      taskType: 'batch_publish',
+      data: { total: args.total, concurrency: args.concurrency, spacing: args.spacing ?? null },
+      priority: args.priority,
+      parentTaskId: null,
+      createdAt: args.createdAt,
+      runId: args.runId,
+      platform: null,
+      accountId: null,
+      scheduledFor: null,
+    }),
     counts: emptyCounts(args.total),
   };
 }
