@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_POLICY, type PublishPolicy } from './shared/policy';
+import { PlatformLimitsSchema } from './platforms/accounts';
+import { DEFAULT_POLICY, platformQueueLimits, type PlatformLimits, type PublishPolicy } from './shared/policy';
 import { DEFAULT_TASK_QUEUE } from './shared/task-queues';
 
 /** "30s", "10m", "2h", "7d" or plain milliseconds. */
@@ -55,6 +56,12 @@ const EnvSchema = z.object({
   PUBFLOW_SHUTDOWN_GRACE: duration('30s'),
   PUBFLOW_PRUNE_INTERVAL: duration('1h'),
   PUBFLOW_SCHEDULE_HORIZON: duration('90d'),
+  /**
+   * JSON object of per-platform queue limits: defaults for each account on the platform (`minIntervalSeconds`,
+   * `maxPerWindow: {count, windowSeconds}`, overridden by the account's `settings.rateLimits`) and the platform-wide
+   * `maxConcurrent`, e.g. {"webhook":{"minIntervalSeconds":0,"maxConcurrent":5}}.
+   */
+  PUBFLOW_PLATFORM_LIMITS: z.string().default('{}'),
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -72,7 +79,12 @@ export interface Config {
   pruneIntervalMs: number;
   /** A publishAt further ahead than this is refused. */
   scheduleHorizonMs: number;
-  /** The policy for a task on this platform. */
+  /** Queue limits per platform (PUBFLOW_PLATFORM_LIMITS). */
+  platformLimits: Record<string, PlatformLimits>;
+  /**
+   * The policy for a task on this platform. Its queue limits are the platform's (PUBFLOW_PLATFORM_LIMITS); an
+   * account's own `settings.rateLimits` are applied over them when the task joins the account's queue.
+   */
   policyFor(platform: string): PublishPolicy;
 }
 
@@ -91,6 +103,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new Error(`invalid configuration:\n  PUBFLOW_UPLOAD_TIMEOUTS: ${(err as Error).message}`);
   }
+  let platformLimits: Record<string, PlatformLimits>;
+  try {
+    const parsedLimits = z
+      .record(z.string(), PlatformLimitsSchema)
+      .safeParse(JSON.parse(e.PUBFLOW_PLATFORM_LIMITS) as unknown);
+    if (!parsedLimits.success)
+      throw new Error(
+        parsedLimits.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; '),
+      );
+    platformLimits = parsedLimits.data;
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  PUBFLOW_PLATFORM_LIMITS: ${(err as Error).message}`);
+  }
   return {
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.PUBFLOW_TASK_QUEUE },
     redisUrl: e.REDIS_URL,
@@ -103,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
     pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,
     scheduleHorizonMs: e.PUBFLOW_SCHEDULE_HORIZON,
+    platformLimits,
     policyFor: (platform) => ({
       ...DEFAULT_POLICY,
       uploadTimeoutMs: perPlatform[platform] ?? e.PUBFLOW_UPLOAD_TIMEOUT,
@@ -113,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         initialDelayMs: e.PUBFLOW_AUTO_RETRY_INITIAL,
         maxDelayMs: e.PUBFLOW_AUTO_RETRY_MAX_DELAY,
       },
+      limits: platformQueueLimits(platformLimits[platform]),
     }),
   };
 }

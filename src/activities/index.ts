@@ -7,6 +7,7 @@ import { reconcile, type ReconcileReport } from '../projection/reconciler';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
 import type { Logger } from '../log';
+import { createGateActivities } from './gate';
 import { makeUpload } from './upload';
 
 export interface ActivityDeps {
@@ -23,6 +24,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     upload: makeUpload(deps),
+    ...createGateActivities({ accounts: deps.accounts, log: deps.log, client: deps.client }),
 
     /** Mirror a task document into Redis (versioned: stale writes are ignored). */
     async projectTask(doc: TaskDoc): Promise<'applied' | 'stale'> {

@@ -22,6 +22,7 @@ import { initialTaskDoc } from '../shared/task-doc';
 import type { PublishRequest, TaskDoc } from '../shared/types';
 import { priorityKey } from '../shared/priority';
 import type { PublishSingleInput } from '../workflows/publish-single';
+import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
 import { ApiError, badRequest, conflict, errorHandler, fromZod, notFound } from './errors';
 import { resolveMediaPath } from './media';
@@ -288,9 +289,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(await decide(taskId, { action: 'discard', note: body.note }));
   });
 
-  api.get('/accounts', (_req, res) => {
-    res.json({ items: accounts.list() });
-  });
+  registerAccountRoutes(api, { client, accounts, config });
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(log));

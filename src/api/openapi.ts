@@ -225,7 +225,21 @@ export const openApiDocument = {
       },
     },
     '/api/v1/accounts': {
-      get: { summary: 'Configured accounts, without credentials', responses: { 200: json({ type: 'object' }) } },
+      get: {
+        summary: 'Configured accounts, without credentials, with their login state (active | needs_login | unknown)',
+        responses: { 200: json({ type: 'object' }) },
+      },
+    },
+    '/api/v1/accounts/{id}/reactivate': {
+      post: {
+        summary: "After a new login: release the account's held queue (it needed a login after AuthExpired)",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          200: json({ type: 'object' }),
+          404: errorResponse('Unknown account'),
+          409: errorResponse('The account does not need a login'),
+        },
+      },
     },
   },
   components: {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { RateLimits } from '../shared/policy';
 import type { AccountConfig, ResolvedAccount } from './types';
 
 /** What the API may show about an account: no credentials, and settings without secret-looking keys. */
@@ -67,6 +68,18 @@ function credentialRef(value: object): { env: string } | { file: string } | 'inv
   return k === 'env' ? { env: v } : { file: v };
 }
 
+/** `settings.rateLimits` of an account, and (with `maxConcurrent`) the per-platform defaults of PUBFLOW_PLATFORM_LIMITS. */
+export const RateLimitsSchema = z.strictObject({
+  minIntervalSeconds: z.number().min(0).optional(),
+  maxPerWindow: z
+    .strictObject({
+      count: z.number().int().min(1),
+      windowSeconds: z.number().positive(),
+    })
+    .optional(),
+});
+export const PlatformLimitsSchema = RateLimitsSchema.extend({ maxConcurrent: z.number().int().min(1).optional() });
+
 const AccountSchema = z
   .strictObject({
     id: z.string().trim().min(1, 'must be a non-empty string'),
@@ -77,6 +90,7 @@ const AccountSchema = z
       .looseObject({
         timeoutMs: z.number().int().positive().optional(),
         url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+        rateLimits: RateLimitsSchema.optional(),
       })
       .default({}),
     credentials: z.record(z.string(), z.unknown()).optional(),
@@ -181,6 +195,12 @@ export class AccountRegistry {
 
   has(id: string): boolean {
     return this.accounts.has(id);
+  }
+
+  /** The account's own rate limits (`settings.rateLimits`, validated at load), if it sets any. */
+  rateLimits(id: string): RateLimits | undefined {
+    const limits = this.accounts.get(id)?.settings.rateLimits;
+    return limits ? (structuredClone(limits) as RateLimits) : undefined;
   }
 
   /**

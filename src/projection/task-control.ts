@@ -3,6 +3,7 @@
  * and then on the projection; TaskStateManager offers them, and the HTTP API maps their errors to 404 and 409.
  */
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { accountGateId, gateRunClosedSignal, platformGateId } from '../shared/definitions';
 import type { TaskDoc } from '../shared/types';
 import type { ProjectionStore } from './store';
 
@@ -106,8 +107,35 @@ export class TaskControl {
           `task ${taskId} is still running; cancel it first, or delete with force=true to terminate it`,
         );
       await this.client.workflow.getHandle(taskId).terminate('deleted with force=true');
+      await this.releaseGates(d!, stored);
     }
     const deleted = await this.store.delete(taskId);
     return { taskId, deleted: deleted || stored !== null, terminated: open };
+  }
+
+  /**
+   * A terminated run cannot give back its turn on its account (or platform slot): tell the gates at once, rather than
+   * leave the account blocked until the gate's next lease check. Best effort: the lease check remains the backstop.
+   */
+  private async releaseGates(d: WorkflowExecutionDescription, stored: TaskDoc | null): Promise<void> {
+    const sa = (key: string) => {
+      const v = d.searchAttributes?.[key];
+      return Array.isArray(v) && typeof v[0] === 'string' ? v[0] : null;
+    };
+    const accountId = stored?.account_id ?? sa('PubflowAccount');
+    const platform = stored?.platform ?? sa('PubflowPlatform');
+    const gates = [
+      ...(accountId ? [accountGateId(accountId, d.taskQueue)] : []),
+      ...(platform ? [platformGateId(platform, d.taskQueue)] : []),
+    ];
+    await Promise.all(
+      gates.map(
+        (gateId) =>
+          this.client.workflow
+            .getHandle(gateId)
+            .signal(gateRunClosedSignal, { workflowId: d.workflowId, runId: d.runId })
+            .catch(() => undefined), // no such gate running: it holds nothing of this run
+      ),
+    );
   }
 }

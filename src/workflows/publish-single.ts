@@ -9,11 +9,13 @@
  */
 import {
   ActivityCancellationType,
+  allHandlersFinished,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -34,6 +36,7 @@ import { priorityKey } from '../shared/priority';
 import { uploadQueueFor } from '../shared/task-queues';
 import type { ErrorKind, PublishRequest, PublishResult, RetryPatch, TaskDoc } from '../shared/types';
 import { initialTaskDoc } from '../shared/task-doc';
+import { GateTurns } from './account-gate';
 import { Projector } from './projector';
 
 export interface PublishSingleInput {
@@ -177,6 +180,10 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     },
   );
 
+  // While a task waits for its turn it is pending, and its stage says why (waiting_for_account,
+  // rate_limited_until_<iso>, account_needs_login, waiting_for_platform).
+  const turns = new GateTurns((stage) => change({ status: 'pending', progress: { percent: 0, stage } }));
+
   projector.start();
   let autoRetries = 0;
   try {
@@ -189,22 +196,47 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     waiting = false;
     for (;;) {
       const attempt = doc.attempt + 1;
-      change({
-        status: 'running',
-        attempt,
-        started_at: doc.started_at ?? now(),
-        progress: { percent: 0, stage: 'starting' },
-        error_message: null,
-        error_kind: null,
-      });
-      let failure: ClassifiedError;
+      // One upload at a time per account, within its rate limits (see account-gate.ts). Behind a patch: runs that
+      // started before the gates replay unchanged.
+      const turn = patched('pubflow-queue-gates')
+        ? await turns.acquire({
+            accountId: request.accountId,
+            platform: request.platform,
+            priority: request.priority,
+            submittedAt: Date.parse(doc.created_at),
+            policy,
+          })
+        : undefined;
+      let result: PublishResult | undefined;
+      let failure: ClassifiedError | undefined;
       try {
-        const result = await upload({ taskId, attempt, request });
+        change({
+          status: 'running',
+          attempt,
+          started_at: doc.started_at ?? now(),
+          progress: { percent: 0, stage: 'starting' },
+          error_message: null,
+          error_kind: null,
+        });
+        try {
+          result = await upload({ taskId, attempt, request });
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          failure = classifyUploadError(err);
+        }
+      } finally {
+        // Also on cancel and on failure. AuthExpired holds the account's queue; a platform "retry after" pauses it.
+        if (turn)
+          await turns.release(turn, {
+            ...(failure?.kind === 'AuthExpired' ? { needsLogin: { message: failure.message } } : {}),
+            ...(failure?.kind === 'RateLimited' && failure.retryAfterMs
+              ? { pauseUntil: Date.now() + failure.retryAfterMs }
+              : {}),
+          });
+      }
+      if (!failure) {
         change({ status: 'success', result, progress: { percent: 100, stage: 'done' }, completed_at: now() });
         break;
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        failure = classifyUploadError(err);
       }
 
       if (SAFE_TO_RETRY.has(failure.kind) && autoRetries < policy.autoRetry.maxAttempts) {
@@ -255,7 +287,11 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
       if (d.action === 'retry') {
         request = applyPatch(request, d.patch);
         autoRetries = 0;
+        // Pending again at once: the next attempt may first wait for its account's turn, and a failed status with a
+        // closed review would read as final (to a batch, for one).
         change({
+          status: 'pending',
+          progress: null,
           review: closed,
           retry_count: doc.retry_count + 1,
           data: { ...request },
@@ -287,12 +323,17 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         completed_at: now(),
         review: doc.review?.open ? { ...doc.review, open: false, decided_at: now(), note: 'cancelled' } : doc.review,
       });
+      await condition(allHandlersFinished);
       await projector.flush();
     });
     throw err;
   }
   // The outcome is decided: a cancel arriving while the last write is in flight must not turn it into "cancelled".
-  await CancellationScope.nonCancellable(() => projector.flush());
+  // Handlers finish first: a turn handed back by the grant handler must reach its gate before the run closes.
+  await CancellationScope.nonCancellable(async () => {
+    await condition(allHandlersFinished);
+    await projector.flush();
+  });
   return { taskId, status: doc.status, result: doc.result, attempts: doc.attempt };
 }
 

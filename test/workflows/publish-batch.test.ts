@@ -17,13 +17,7 @@ import { idempotentBatchId, registerBatchRoutes } from '../../src/api/batch';
 import { badRequest, errorHandler } from '../../src/api/errors';
 import { createLogger } from '../../src/log';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
-import { childStatusSignal, reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
-
-/**
- * The per-account gate workflows of the issue "Queue semantics" are named like this. Until they land on main no
- * gate exists, and the wait in `run` below returns at once.
- */
-const accountGateId = (accountId: string, taskQueue: string) => `account-gate-${accountId}@${taskQueue}`;
+import { accountGateId, childStatusSignal, reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishBatch } from '../../src/workflows';
