@@ -80,6 +80,7 @@ export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 start temporal "$DATA/logs/temporal.log" "$T" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
   --ui-port "$TEMPORAL_UI_PORT" --db-filename "$DATA/temporal.db" --namespace "$TEMPORAL_NAMESPACE" \
   --dynamic-config-value matching.priorityLevels=10 --dynamic-config-value matching.useNewMatcher=true \
+  --dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
   --log-level warn "${sa_args[@]}"
 wait_until "Temporal" 60 "$T" operator namespace describe --address "$TEMPORAL_ADDRESS" -n "$TEMPORAL_NAMESPACE"
 "$T" operator namespace update --address "$TEMPORAL_ADDRESS" -n "$TEMPORAL_NAMESPACE" --retention "$RETENTION" >/dev/null

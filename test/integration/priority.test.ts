@@ -1,0 +1,139 @@
+/**
+ * Priority 0..9 on a real dev server configured for 10 priority levels (as `make up` starts it): a backlog of 30
+ * scheduled uploads of mixed priority, then ONE upload slot. The uploads must start in priority order; within a
+ * priority, in the order they were scheduled.
+ *
+ * Each task publishes on its own account, so that the account gates grant every turn at once and only Temporal's
+ * task-queue priority decides the order.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities';
+import { createGateActivities } from '../../src/activities/gate';
+import { createLogger } from '../../src/log';
+import { DriverRegistry } from '../../src/platforms';
+import { DEFAULT_POLICY } from '../../src/shared/policy';
+import { uploadQueueFor } from '../../src/shared/task-queues';
+import type { publishSingle } from '../../src/workflows';
+import { eventually, projectionHarness, workflowBundle, writeAccountsFile, type Harness } from '../helpers/harness';
+import { ScriptedDriver } from '../helpers/scripted-driver';
+import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
+
+const N = 30;
+const ACCOUNTS = Array.from({ length: N }, (_, i) => ({ id: `p${i}`, platform: 'scripted', settings: {} }));
+/** Each priority 0..9 three times, shuffled (fixed, so a failure can be replayed). */
+const PRIORITIES = [7, 2, 9, 0, 5, 5, 3, 8, 1, 6, 4, 9, 2, 0, 7, 3, 6, 1, 8, 4, 5, 0, 9, 3, 1, 6, 8, 2, 7, 4];
+
+let dev: DevServer;
+let redisServer: RedisServer;
+let h: Harness;
+let connection: Connection;
+let client: Client;
+let native: NativeConnection;
+
+beforeAll(async () => {
+  [dev, redisServer] = await Promise.all([
+    startDevServer({
+      dynamicConfig: {
+        'matching.priorityLevels': 10,
+        'matching.useNewMatcher': true,
+        'matching.numTaskqueueReadPartitions': 1,
+        'matching.numTaskqueueWritePartitions': 1,
+      },
+    }),
+    startRedis(),
+  ]);
+  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
+  connection = await Connection.connect({ address: dev.address });
+  client = new Client({ connection });
+  native = await NativeConnection.connect({ address: dev.address });
+});
+
+afterAll(async () => {
+  await native?.close();
+  await connection?.close();
+  await h?.close();
+  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
+});
+
+/** When the workflow scheduled its upload activity (the ActivityTaskScheduled event), or undefined if not yet. */
+async function uploadScheduledAt(handle: WorkflowHandle): Promise<number | undefined> {
+  const { events } = await handle.fetchHistory();
+  const ev = events?.find(
+    (e) =>
+      e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+      e.activityTaskScheduledEventAttributes?.activityType?.name === 'upload',
+  );
+  if (!ev?.eventTime) return undefined;
+  return Number(ev.eventTime.seconds) * 1000 + Math.floor((ev.eventTime.nanos ?? 0) / 1e6);
+}
+
+test('with one upload slot, a backlog of 30 uploads starts in priority order, FIFO within a priority', async () => {
+  const driver = new ScriptedDriver();
+  const deps = {
+    store: h.store,
+    accounts: h.accounts,
+    drivers: new DriverRegistry([driver]),
+    log: createLogger('test-worker', { silent: true }),
+  };
+  const { upload, ...bookkeeping } = createActivities(deps);
+  const taskQueue = `tq-${randomUUID()}`;
+  // Workflows and bookkeeping run from the start; the upload worker only once the backlog is built.
+  const main = await Worker.create({
+    connection: native,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: { ...bookkeeping, ...createGateActivities(deps) },
+    shutdownGraceTime: '1s',
+  });
+  const uploads = await Worker.create({
+    connection: native,
+    taskQueue: uploadQueueFor(taskQueue),
+    activities: { upload },
+    maxConcurrentActivityTaskExecutions: 1,
+    shutdownGraceTime: '1s',
+  });
+  const mainRunning = main.run();
+  let uploadsRunning: Promise<void> | undefined;
+  try {
+    // Arrange: one task at a time, each upload scheduled before the next task starts, so the scheduling order is
+    // unambiguous.
+    const tasks: Array<{ priority: number; handle: WorkflowHandle; scheduledAt: number }> = [];
+    for (const [i, priority] of PRIORITIES.entries()) {
+      const handle = await client.workflow.start<typeof publishSingle>('publishSingle', {
+        taskQueue,
+        workflowId: `prio-${priority}-${i}-${randomUUID()}`,
+        args: [
+          {
+            request: { platform: 'scripted', accountId: `p${i}`, video: { path: '/v.mp4' }, title: `t${i}`, priority },
+            policy: { ...DEFAULT_POLICY, autoRetry: { maxAttempts: 0, initialDelayMs: 1000, maxDelayMs: 1000 } },
+          },
+        ],
+        priority: { priorityKey: priority + 1 },
+      });
+      const scheduledAt = await eventually(() => uploadScheduledAt(handle));
+      tasks.push({ priority, handle, scheduledAt });
+    }
+    expect(driver.calls).toHaveLength(0);
+
+    // Act: one slot.
+    uploadsRunning = uploads.run();
+    for (const t of tasks) expect((await t.handle.result()).status).toBe('success');
+
+    // Assert
+    const byId = new Map(tasks.map((t) => [t.handle.workflowId, t]));
+    const order = driver.calls.map((c) => byId.get(c.taskId)!);
+    expect(order).toHaveLength(N);
+    expect(order.map((t) => t.priority)).toEqual([...PRIORITIES].sort((a, b) => a - b));
+    for (let i = 1; i < order.length; i++)
+      if (order[i]!.priority === order[i - 1]!.priority)
+        expect(order[i]!.scheduledAt).toBeGreaterThan(order[i - 1]!.scheduledAt);
+  } finally {
+    uploadsRunning ??= uploads.run(); // a worker that never ran still holds the connection
+    main.shutdown();
+    uploads.shutdown();
+    await Promise.all([mainRunning, uploadsRunning]);
+  }
+});
