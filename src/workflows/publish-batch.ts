@@ -18,24 +18,20 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
-  proxyActivities,
   setHandler,
   sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
 import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { pendingDoc } from '../shared/task-doc';
 import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
-import { projectionOptions } from './projector';
+import { writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
-
-const { projectTask } = proxyActivities<ReturnType<typeof createActivities>>(projectionOptions);
 
 export interface BatchSpacing {
   intervalSeconds: number;
@@ -295,7 +291,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
         upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.status, value: snapshot.status }]);
         projectedStatus = snapshot.status;
       }
-      await projectTask(snapshot);
+      await writeDoc(snapshot);
       written = upTo;
       lastWriteAt = Date.now();
     }

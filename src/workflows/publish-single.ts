@@ -38,6 +38,7 @@ import type { ErrorKind, PublishRequest, PublishResult, RetryPatch, TaskDoc } fr
 import { initialTaskDoc } from '../shared/task-doc';
 import { GateTurns } from './account-gate';
 import { Projector } from './projector';
+import { PATCH_QUEUE_GATES } from './patches';
 
 export interface PublishSingleInput {
   request: PublishRequest;
@@ -185,6 +186,8 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
   const turns = new GateTurns((stage) => change({ status: 'pending', progress: { percent: 0, stage } }));
 
   projector.start();
+  /** Turns given back and not yet confirmed by the gate (see the upload's `finally`). */
+  const releases: Array<Promise<void>> = [];
   let autoRetries = 0;
   try {
     while (waiting && publishAt !== undefined && publishAt > Date.now()) {
@@ -198,7 +201,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
       const attempt = doc.attempt + 1;
       // One upload at a time per account, within its rate limits (see account-gate.ts). Behind a patch: runs that
       // started before the gates replay unchanged.
-      const turn = patched('pubflow-queue-gates')
+      const turn = patched(PATCH_QUEUE_GATES)
         ? await turns.acquire({
             accountId: request.accountId,
             platform: request.platform,
@@ -226,13 +229,17 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         }
       } finally {
         // Also on cancel and on failure. AuthExpired holds the account's queue; a platform "retry after" pauses it.
+        // Sent now and confirmed before the run ends (a signal from a closed run is dropped), not awaited here: the
+        // outcome's own writes go out alongside, one workflow task sooner.
         if (turn)
-          await turns.release(turn, {
-            ...(failure?.kind === 'AuthExpired' ? { needsLogin: { message: failure.message } } : {}),
-            ...(failure?.kind === 'RateLimited' && failure.retryAfterMs
-              ? { pauseUntil: Date.now() + failure.retryAfterMs }
-              : {}),
-          });
+          releases.push(
+            turns.release(turn, {
+              ...(failure?.kind === 'AuthExpired' ? { needsLogin: { message: failure.message } } : {}),
+              ...(failure?.kind === 'RateLimited' && failure.retryAfterMs
+                ? { pauseUntil: Date.now() + failure.retryAfterMs }
+                : {}),
+            }),
+          );
       }
       if (!failure) {
         change({ status: 'success', result, progress: { percent: 100, stage: 'done' }, completed_at: now() });
@@ -323,6 +330,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         completed_at: now(),
         review: doc.review?.open ? { ...doc.review, open: false, decided_at: now(), note: 'cancelled' } : doc.review,
       });
+      await Promise.all(releases);
       await condition(allHandlersFinished);
       await projector.flush();
     });
@@ -331,6 +339,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
   // The outcome is decided: a cancel arriving while the last write is in flight must not turn it into "cancelled".
   // Handlers finish first: a turn handed back by the grant handler must reach its gate before the run closes.
   await CancellationScope.nonCancellable(async () => {
+    await Promise.all(releases);
     await condition(allHandlersFinished);
     await projector.flush();
   });
