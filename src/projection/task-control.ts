@@ -5,6 +5,7 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { accountGateId, gateRunClosedSignal, platformGateId } from '../shared/definitions';
 import type { TaskDoc } from '../shared/types';
+import { parentIndex } from './keys';
 import type { ProjectionStore } from './store';
 
 export class TaskNotFoundError extends Error {
@@ -35,7 +36,12 @@ export interface DeleteOutcome {
   taskId: string;
   deleted: boolean;
   terminated: boolean;
+  /** A batch: its children's documents deleted, and open children terminated (force=true). */
+  children?: { deleted: number; terminated: number };
 }
+
+/** Child documents deleted (and tombstoned) this many at a time. */
+const CHILD_DELETE_CHUNK = 500;
 
 /** A document whose outcome is decided: the workflow may still be finishing its last write. */
 export const isSettled = (doc: TaskDoc) =>
@@ -91,7 +97,10 @@ export class TaskControl {
     return { taskId, status: outcome === 'cancelled' ? 'cancelled' : 'cancelling' };
   }
 
-  /** Removes the document and its index entries; an open workflow is a conflict unless `force` terminates it. */
+  /**
+   * Removes the document and its index entries; an open workflow is a conflict unless `force` terminates it. A
+   * batch takes its children with it, under the same rule: an open child is a conflict unless `force`.
+   */
   async delete(taskId: string, stored: TaskDoc | null, opts: { force?: boolean } = {}): Promise<DeleteOutcome> {
     let d = await this.describe(taskId);
     if (!d && !stored) throw new TaskNotFoundError(taskId);
@@ -100,17 +109,68 @@ export class TaskControl {
       d = await this.describe(taskId);
     }
     const open = d?.status.name === 'RUNNING';
-    if (open) {
-      if (!opts.force)
+    if (open && !opts.force)
+      throw new TaskStateConflictError(
+        'task_open',
+        `task ${taskId} is still running; cancel it first, or delete with force=true to terminate it`,
+      );
+    const isBatch = stored?.task_type === 'batch_publish' || d?.type === 'publishBatch';
+    if (isBatch && !opts.force) {
+      const openChildren = await this.childIds(taskId, true);
+      if (openChildren.length > 0)
         throw new TaskStateConflictError(
-          'task_open',
-          `task ${taskId} is still running; cancel it first, or delete with force=true to terminate it`,
+          'children_open',
+          `${openChildren.length} children of batch ${taskId} are still running; cancel the batch first, or delete with force=true to terminate them`,
         );
+    }
+    if (open) {
+      // The batch first, so that it starts no further child.
       await this.client.workflow.getHandle(taskId).terminate('deleted with force=true');
-      await this.releaseGates(d!, stored);
+      if (!isBatch) await this.releaseGates(d!, stored);
+    }
+    let children: DeleteOutcome['children'];
+    if (isBatch) {
+      let terminated = 0;
+      const openChildren = opts.force ? await this.childIds(taskId, true) : [];
+      for (const id of openChildren)
+        if (await this.terminateOpen(id, `batch ${taskId} deleted with force=true`)) terminated++;
+      const ids = new Set([
+        ...(await this.store.redis.zrange(parentIndex(taskId), 0, -1)),
+        ...(await this.childIds(taskId, false)),
+      ]);
+      let deleted = 0;
+      const all = [...ids];
+      for (let k = 0; k < all.length; k += CHILD_DELETE_CHUNK) {
+        const outcomes = await Promise.all(all.slice(k, k + CHILD_DELETE_CHUNK).map((id) => this.store.delete(id)));
+        deleted += outcomes.filter(Boolean).length;
+      }
+      children = { deleted, terminated };
     }
     const deleted = await this.store.delete(taskId);
-    return { taskId, deleted: deleted || stored !== null, terminated: open };
+    return { taskId, deleted: deleted || stored !== null, terminated: open, ...(children ? { children } : {}) };
+  }
+
+  /** The batch's children Temporal knows (open ones only, or all), from visibility. */
+  private async childIds(batchId: string, openOnly: boolean): Promise<string[]> {
+    const ids: string[] = [];
+    const query =
+      `PubflowParent = '${batchId.replace(/'/g, "\\'")}'` + (openOnly ? ` AND ExecutionStatus = 'Running'` : '');
+    for await (const e of this.client.workflow.list({ query })) ids.push(e.workflowId);
+    return ids;
+  }
+
+  /** Terminates a still-open task and gives back its account turn; false if it had closed meanwhile. */
+  private async terminateOpen(taskId: string, reason: string): Promise<boolean> {
+    const d = await this.describe(taskId);
+    if (d?.status.name !== 'RUNNING') return false;
+    try {
+      await this.client.workflow.getHandle(taskId).terminate(reason);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+    await this.releaseGates(d, null);
+    return true;
   }
 
   /**

@@ -586,3 +586,51 @@ function registeredRoutes(app: express.Express): string[] {
   walk((app as unknown as { router: { stack: RouterLayer[] } }).router.stack, '');
   return out.sort();
 }
+
+describe('deleting a batch', () => {
+  const submitBatch = async (items: Array<Record<string, unknown>>) => {
+    const { title: _t, ...defaults } = publishBody();
+    const res = await api().post('/api/v1/publish/batch').send({ items, defaults });
+    expect(res.status).toBe(202);
+    return res.body.taskId as string;
+  };
+  const exists = (id: string) => stack.redis.exists(`celery:task:${id}`);
+
+  test("DELETE of a finished batch removes its document, its children's documents and its parent index", async () => {
+    const batchId = await submitBatch([{ title: 'a' }, { title: 'b', accountId: 'scr-2' }]);
+    await succeeded(batchId);
+    expect(await exists(`${batchId}-0`)).toBe(1);
+    expect(await stack.redis.zcard(`celery:index:parent:${batchId}`)).toBe(2);
+
+    const res = await api().delete(`/api/v1/tasks/${batchId}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ taskId: batchId, deleted: true, terminated: false, children: { deleted: 2 } });
+    expect([await exists(batchId), await exists(`${batchId}-0`), await exists(`${batchId}-1`)]).toEqual([0, 0, 0]);
+    expect(await stack.redis.zcard(`celery:index:parent:${batchId}`)).toBe(0);
+    const listed = await api().get('/api/v1/tasks').query({ parent: batchId });
+    expect(listed.body.total).toBe(0);
+  });
+
+  test('an open batch is a 409 without force; force terminates the batch and its open children, and frees their accounts', async () => {
+    const batchId = await submitBatch([
+      { title: 'h1', options: { behave: 'hang' } },
+      { title: 'h2', accountId: 'scr-2', options: { behave: 'hang' } },
+    ]);
+    await driverRunning(`${batchId}-0`);
+    await driverRunning(`${batchId}-1`);
+
+    expectError(await api().delete(`/api/v1/tasks/${batchId}`), 409, 'task_open');
+    expect(await exists(batchId)).toBe(1);
+
+    const res = await api().delete(`/api/v1/tasks/${batchId}`).query({ force: 'true' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ deleted: true, terminated: true, children: { terminated: 2, deleted: 2 } });
+    for (const id of [batchId, `${batchId}-0`, `${batchId}-1`]) {
+      expect((await stack.client.workflow.getHandle(id).describe()).status.name).toBe('TERMINATED');
+      expect(await exists(id)).toBe(0);
+    }
+    // The terminated children's account turns were given back: a new publish on the same account runs now.
+    const next = await publish(stack.app, publishBody({ accountId: 'scr-1' }));
+    await succeeded(next);
+  });
+});

@@ -56,7 +56,17 @@ export interface ApiStack {
   close(): Promise<void>;
 }
 
-export async function startApiStack(opts: { webhookUrl: string }): Promise<ApiStack> {
+export interface ApiStackOptions {
+  webhookUrl: string;
+  /** How the dev server is started (default: a database file, as `make up` runs it). */
+  devServer?: Parameters<typeof startDevServer>[0];
+  /** Accounts besides demo, hook, scr-1 and scr-2. */
+  extraAccounts?: Array<{ id: string; platform: string; settings?: Record<string, unknown> }>;
+  /** Upload slots of the worker (default 4). */
+  uploadConcurrency?: number;
+}
+
+export async function startApiStack(opts: ApiStackOptions): Promise<ApiStack> {
   const cleanups: Array<() => Promise<void> | void> = [];
   // Undo in reverse order, and keep going past a failure so no server or worker is left running.
   const close = async () => {
@@ -71,7 +81,7 @@ export async function startApiStack(opts: { webhookUrl: string }): Promise<ApiSt
     if (first) throw first;
   };
   try {
-    const [dev, redisServer] = await Promise.all([startDevServer(), startRedis()]);
+    const [dev, redisServer] = await Promise.all([startDevServer(opts.devServer), startRedis()]);
     cleanups.push(
       () => dev.destroy() as Promise<void>,
       () => redisServer.destroy(),
@@ -86,7 +96,7 @@ export async function startApiStack(opts: { webhookUrl: string }): Promise<ApiSt
 async function wire(
   dev: DevServer,
   redisServer: RedisServer,
-  opts: { webhookUrl: string },
+  opts: ApiStackOptions,
   cleanups: Array<() => Promise<void> | void>,
   close: () => Promise<void>,
 ): Promise<ApiStack> {
@@ -116,6 +126,7 @@ async function wire(
       },
       { id: 'scr-1', platform: 'scripted', settings: {} },
       { id: 'scr-2', platform: 'scripted', settings: {} },
+      ...(opts.extraAccounts ?? []).map((a) => ({ settings: {}, ...a })),
     ]),
   );
 
@@ -164,7 +175,7 @@ async function wire(
       drivers,
       log: createLogger('test-worker', { silent: true }),
     },
-    uploadConcurrency: 4,
+    uploadConcurrency: opts.uploadConcurrency ?? 4,
     shutdownGraceMs: 1000,
     workflowBundle: await workflowBundle(),
   });
