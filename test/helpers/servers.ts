@@ -108,7 +108,34 @@ export interface RedisServer {
   destroy(): Promise<void>;
 }
 
-export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+/** Starts the server; if it fails to come up, stops it and removes its data dir before passing the error on. */
+async function startOrClean<T extends { start(): Promise<void>; destroy(): Promise<void> }>(server: T): Promise<T> {
+  try {
+    await server.start();
+    return server;
+  } catch (err) {
+    await server.destroy().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Ports come from `freePort()`, which another process on a busy machine can take before the server binds them: one
+ * more try, on fresh ports, makes that race harmless.
+ */
+async function onFreshPorts<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch {
+    return start();
+  }
+}
+
+export function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+  return onFreshPorts(() => startRedisOnce(opts));
+}
+
+async function startRedisOnce(opts: { appendonly?: boolean }): Promise<RedisServer> {
   const bin = toolPaths().redisServer || 'redis-server';
   const port = await freePort();
   const dir = tempDir('redis');
@@ -153,8 +180,7 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<R
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await server.start();
-  return server;
+  return startOrClean(server);
 }
 
 export interface DevServer {
@@ -169,18 +195,23 @@ export interface DevServer {
   destroy(): Promise<void>;
 }
 
-/** `temporal server start-dev` on free ports, with its SQLite state in a temp dir, search attributes registered. */
+/** SQLite settings of the test dev servers (and of `make up`); see startDevServerOnce. */
 export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 
-export async function startDevServer(
-  opts: {
-    dynamicConfig?: Record<string, string | number | boolean>;
-    /** `--sqlite-pragma` values, e.g. `journal_mode=wal`. */
-    sqlitePragmas?: string[];
-    /** No database file: everything in memory (lost when the server stops; for load tests that never restart it). */
-    inMemory?: boolean;
-  } = {},
-): Promise<DevServer> {
+export type DevServerOptions = {
+  dynamicConfig?: Record<string, string | number | boolean>;
+  /** `--sqlite-pragma` values, e.g. `journal_mode=wal`. */
+  sqlitePragmas?: string[];
+  /** No database file: everything in memory (lost when the server stops; for load tests that never restart it). */
+  inMemory?: boolean;
+};
+
+/** `temporal server start-dev` on free ports, with its SQLite state in a temp dir, search attributes registered. */
+export function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  return onFreshPorts(() => startDevServerOnce(opts));
+}
+
+async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   const cli = toolPaths().temporalCli;
   if (!cli) throw new Error('No Temporal CLI: run scripts/provision.sh (or set PUBFLOW_TEMPORAL_CLI).');
   const port = await freePort();
@@ -250,8 +281,7 @@ export async function startDevServer(
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await server.start();
-  return server;
+  return startOrClean(server);
 }
 
 /** The time-skipping test server, from the provisioned binary when there is one (else the SDK's download). */

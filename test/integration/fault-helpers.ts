@@ -424,11 +424,7 @@ export const FAULT_ENV: Record<string, string> = {
 export async function startFaultStack(opts: { name: string; accounts?: number }): Promise<FaultStack> {
   requireBuiltLib();
   const dir = tempDir(`fault-${opts.name}`);
-  const servers = await Promise.allSettled([
-    retryOnce(() => startDevServer()),
-    retryOnce(() => startRedis({ appendonly: true })),
-    FaultEndpoint.start(),
-  ]);
+  const servers = await Promise.allSettled([startDevServer(), startRedis({ appendonly: true }), FaultEndpoint.start()]);
   const failed = servers.find((r) => r.status === 'rejected');
   if (failed) {
     // Stop what did start, so a failed beforeAll leaves no process or listener behind.
@@ -567,18 +563,6 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
     },
   };
   return stack;
-}
-
-/**
- * The servers are started on ports picked by `freePort()`, which another process on a busy machine can take before
- * the server binds it; one more try, on fresh ports, makes that race harmless.
- */
-async function retryOnce<T>(start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch {
-    return start();
-  }
 }
 
 export async function pauseSchedules(client: Client): Promise<void> {
