@@ -600,11 +600,18 @@ export function webhookPolicy(stack: FaultStack, over: Record<string, string> = 
 /** Start a batch as `POST /api/v1/publish/batch` does (the route may not be registered yet). */
 export async function startBatch(
   stack: FaultStack,
-  o: { taskQueue: string; items: PublishRequest[]; concurrency: number; workflowId?: string },
+  o: {
+    taskQueue: string;
+    items: PublishRequest[];
+    concurrency: number;
+    workflowId?: string;
+    /** Settings the API would have resolved the policy with (e.g. PUBFLOW_PLATFORM_LIMITS). */
+    policyEnv?: Record<string, string>;
+  },
 ): Promise<WorkflowHandle<typeof publishBatch>> {
   const input: PublishBatchInput = {
     items: o.items,
-    policies: { webhook: webhookPolicy(stack) },
+    policies: { webhook: webhookPolicy(stack, o.policyEnv) },
     concurrency: o.concurrency,
     createdAt: new Date().toISOString(),
   };
