@@ -170,6 +170,27 @@ describe('400: the message and details name the offending field', () => {
     expectBadRequest(await post(publishBody({ publishAt: '2026-12-01T09:00:00' })), 'publishAt', /offset/);
   });
 
+  test('a publishAt beyond the horizon (PUBFLOW_SCHEDULE_HORIZON, 90 days): single, batch item and reschedule', async () => {
+    const far = new Date(Date.now() + 91 * 86_400_000).toISOString();
+    expectBadRequest(await post(publishBody({ publishAt: far })), 'publishAt', /90 days ahead/);
+    const { title: _t, ...defaults } = publishBody();
+    const batch = await api()
+      .post('/api/v1/publish/batch')
+      .send({ items: [{ title: 'ok' }, { title: 'too far', publishAt: far }], defaults });
+    const err = expectError(batch, 400, 'invalid_request');
+    expect(JSON.stringify(err.details)).toMatch(/items\[1\]\.publishAt/);
+    // Within the horizon it waits; a reschedule beyond it is refused, and the task still waits.
+    const soon = new Date(Date.now() + 86_400_000).toISOString();
+    const id = await publish(stack.app, publishBody({ publishAt: soon }));
+    await docWhere(stack.redis, id, (d) => d.scheduled_for !== null);
+    expectBadRequest(
+      await api().post(`/api/v1/tasks/${id}/reschedule`).send({ publishAt: far }),
+      'body.publishAt',
+      /90 days ahead/,
+    );
+    expect((await api().post(`/api/v1/tasks/${id}/cancel`)).status).toBe(200);
+  });
+
   test('an unknown extra field', async () => {
     const err = expectError(await post(publishBody({ colour: 'red' })), 400, 'invalid_request');
     expect(err.message).toMatch(/colour/);
