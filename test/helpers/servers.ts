@@ -31,8 +31,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const tempDirs = new Set<string>();
+// Whatever a test or benchmark left behind goes when its process exits (kept with PUBFLOW_TEST_DEBUG=1 or BENCH_KEEP=1,
+// to read the logs in it).
+process.on('exit', () => {
+  if (process.env.PUBFLOW_TEST_DEBUG === '1' || process.env.BENCH_KEEP === '1') return;
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `pubflow-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pubflow-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess) {
