@@ -20,9 +20,12 @@ mkdir -p "$DATA/redis" "$DATA/logs" "$DATA/published" "${PUBFLOW_MEDIA_ROOT:-$RO
 
 pids=()
 names=()
-say() { echo "[up] $*"; }
+# Never dies on output: when stdout is a pipe whose reader is gone (`make up | tee log`, then Ctrl-C kills tee too),
+# a failed write must not stop the cleanup below and orphan the servers.
+say() { echo "[up] $*" 2>/dev/null || true; }
 stop_all() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
+  trap '' PIPE
   say "stopping..."
   # Reverse order: API and worker first (the worker finishes in-flight uploads within its grace period), then
   # Temporal, then Redis (which writes its AOF on SIGTERM).
@@ -37,7 +40,7 @@ stop_all() {
   done
   exit 0
 }
-trap stop_all INT TERM
+trap stop_all INT TERM HUP
 trap 'stop_all' EXIT
 start() { # name logfile cmd...
   local name=$1 log=$2; shift 2

@@ -183,7 +183,11 @@ export function registerBatchRoutes(api: Router, ctx: BatchRouteContext): void {
         args: [input],
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        priority: { priorityKey: priorityKey(priority) },
+        // The batch's own workflow tasks go first, as the gates' do: they are bookkeeping (starting children,
+        // counting their reports, writing the batch document), and behind a backlog of its own children's tasks the
+        // batch document lagged 30-45 s on a 1,000-item batch. The children, and so the uploads, keep the items'
+        // priorities (children are started with their own priority, not the parent's).
+        priority: { priorityKey: priorityKey(0) },
         typedSearchAttributes: new TypedSearchAttributes([
           { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
           { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'batch_publish' },
