@@ -18,7 +18,7 @@ import type { ProjectionStore } from '../projection/store';
 import type { TaskStateManager } from '../projection/task-state-manager';
 import { rescheduleUpdate, reviewDecisionUpdate, taskStateQuery, type ReviewDecision } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
-import { initialTaskDoc } from '../shared/task-doc';
+import { DOC_MEMO_KEY, initialTaskDoc } from '../shared/task-doc';
 import type { PublishRequest, TaskDoc } from '../shared/types';
 import { priorityKey } from '../shared/priority';
 import type { PublishSingleInput } from '../workflows/publish-single';
@@ -142,11 +142,15 @@ export function createApp(deps: AppDeps): express.Express {
     const taskId = key ? idempotentTaskId('pub', key) : `pub-${randomUUID()}`;
     const createdAt = new Date().toISOString();
     const input: PublishSingleInput = { request, policy: config.policyFor(request.platform), createdAt };
+    // Also the workflow's first memo: until the task first changes status, the reconciler can rebuild it from
+    // visibility alone when no worker answers its query.
+    const doc = initialTaskDoc({ taskId, request, parentTaskId: null, createdAt, runId: null });
     try {
       const handle = await client.workflow.start('publishSingle', {
         taskQueue: config.temporal.taskQueue,
         workflowId: taskId,
         args: [input],
+        memo: { [DOC_MEMO_KEY]: doc },
         // The id is the task: one key, one task, ever (within retention). Temporal enforces it.
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
@@ -160,7 +164,7 @@ export function createApp(deps: AppDeps): express.Express {
       });
       // Visible at once; best-effort (the workflow writes every later version, and Redis may be down).
       await store
-        .write(initialTaskDoc({ taskId, request, parentTaskId: null, createdAt, runId: handle.firstExecutionRunId }))
+        .write({ ...doc, run_id: handle.firstExecutionRunId })
         .catch((err: Error) => log.warn('initial projection write failed', { taskId, error: err.message }));
       res.status(202).json({ taskId, status: 'pending' });
     } catch (err) {

@@ -149,12 +149,21 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   const docOf = async (e: WorkflowExecutionInfo): Promise<{ doc: TaskDoc; source: 'query' | 'memo' }> => {
     const memo = memoDoc(e);
     if (e.status.name === 'RUNNING') {
+      let found: { doc: TaskDoc; source: 'query' | 'memo' };
       try {
-        return { doc: await query(e), source: 'query' };
+        found = { doc: await query(e), source: 'query' };
       } catch (err) {
-        if (memo) return { doc: memo, source: 'memo' };
-        throw err;
+        if (!memo) throw err;
+        found = { doc: memo, source: 'memo' };
       }
+      if (!UNFINISHED.has(found.doc.status) && found.doc.review?.open !== true) return found;
+      // Visibility lags behind: a run it lists as running may have been terminated since, and its query still answers
+      // with the last state (running). Describe reads the run's own record.
+      const d = await client.workflow
+        .getHandle(e.workflowId, e.runId)
+        .describe()
+        .catch(() => undefined);
+      return d && d.status.name !== 'RUNNING' ? { ...found, doc: closedDoc(found.doc, d) } : found;
     }
     // A closed workflow's query replays its whole history on a worker: only when there is no memo (workflows
     // started before the memo existed, batches, documents too large for a memo).
@@ -260,7 +269,7 @@ function memoDoc(e: WorkflowExecutionInfo): TaskDoc | undefined {
  * pending, running, retry or in review. Temporal's truth is that it has stopped; show it as failed, one version
  * on (deterministic, so the next run finds it unchanged).
  */
-function closedDoc(doc: TaskDoc, e: WorkflowExecutionInfo): TaskDoc {
+function closedDoc(doc: TaskDoc, e: Pick<WorkflowExecutionInfo, 'status' | 'closeTime'>): TaskDoc {
   if (!ABANDONED.has(e.status.name)) return doc;
   if (!UNFINISHED.has(doc.status) && doc.review?.open !== true) return doc;
   const at = e.closeTime?.toISOString() ?? doc.updated_at;

@@ -65,3 +65,9 @@ export function pendingDoc(a: {
     error_kind: null,
   };
 }
+
+/**
+ * The memo key that holds the task's document, so the reconciler can rebuild a task from visibility: set at start
+ * (by the API, or by the batch for its children) and kept current by the projector on every status change.
+ */
+export const DOC_MEMO_KEY = 'pubflowDoc';

@@ -19,6 +19,7 @@ import {
 import type { createActivities } from '../activities';
 import { childStatusSignal } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
+import { DOC_MEMO_KEY } from '../shared/task-doc';
 import type { TaskDoc } from '../shared/types';
 import { PATCH_DOC_MEMO, PATCH_QUEUE_GATES } from './patches';
 
@@ -45,8 +46,7 @@ export async function writeDoc(doc: TaskDoc): Promise<void> {
   else await projectTask(doc);
 }
 
-/** The memo key that holds the task's document, so the reconciler can rebuild a closed task from visibility. */
-export const DOC_MEMO_KEY = 'pubflowDoc';
+export { DOC_MEMO_KEY };
 /**
  * Temporal refuses a memo over 2 MB (limit.memoSize.error) and logs a warning over 2 KB; a document is ~1 KB
  * unless its request carries a long description or large options. Over this many JSON characters (<= 3 bytes

@@ -28,9 +28,9 @@ import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../sh
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
-import { pendingDoc } from '../shared/task-doc';
+import { initialTaskDoc, pendingDoc } from '../shared/task-doc';
 import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
-import { writeDoc } from './projector';
+import { DOC_MEMO_KEY, writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
 
 export interface BatchSpacing {
@@ -339,6 +339,16 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
             createdAt,
           },
         ],
+        // The child's first memo, as the API gives a single's (see DOC_MEMO_KEY).
+        memo: {
+          [DOC_MEMO_KEY]: initialTaskDoc({
+            taskId: `${batchId}-${i}`,
+            request,
+            parentTaskId: batchId,
+            createdAt,
+            runId: null,
+          }),
+        },
         // The batch continues as new while children run; ABANDON lets them outlive each run of the parent.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         cancellationType: ChildWorkflowCancellationType.ABANDON,

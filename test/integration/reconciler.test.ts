@@ -17,7 +17,7 @@ import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
 import type { publishSingle } from '../../src/workflows';
-import { DOC_MEMO_KEY } from '../../src/workflows/projector';
+import { DOC_MEMO_KEY, initialTaskDoc } from '../../src/shared/task-doc';
 import { makeDoc } from '../projection/fixtures';
 import { eventually, projectionHarness, withWorker, workflowBundle, type Harness } from '../helpers/harness';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
@@ -57,11 +57,15 @@ const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
   ...over,
 });
 
+/** Starts a task as the API does, with its first document as the memo. */
 function start(taskQueue: string, id = `rc-${randomUUID()}`): Promise<WorkflowHandle<typeof publishSingle>> {
+  const createdAt = new Date().toISOString();
+  const req = request();
   return client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
     workflowId: id,
-    args: [{ request: request(), policy: DEFAULT_POLICY }],
+    args: [{ request: req, policy: DEFAULT_POLICY, createdAt }],
+    memo: { [DOC_MEMO_KEY]: initialTaskDoc({ taskId: id, request: req, parentTaskId: null, createdAt, runId: null }) },
   });
 }
 
@@ -254,6 +258,7 @@ test('a workflow terminated mid-upload no longer shows as running: failed, Uncon
       progress: null,
     });
     expect(doc?.error_message).toContain('terminated');
+    expect({ written: first.changed.written, errors: first.errorSamples }).toMatchObject({ errors: [] });
     expect(first.changed.written).toContain(hd.workflowId);
     expect(second.written).toBe(0);
     expect(await h.redis.zscore(statusIndex('running'), hd.workflowId)).toBeNull();
@@ -291,6 +296,7 @@ test('the reconcile Schedule runs the reconciler in the worker and returns its r
 
     const action = await eventually(async () => (await schedule.describe()).info.recentActions[0], 30_000);
     const report = (await client.workflow.getHandle(action.action.workflow.workflowId).result()) as ReconcileReport;
+    expect(report.errorSamples).toEqual([]);
     expect(report.errors).toBe(0);
     expect(report.changed.written).toContain(wipedId);
     expect(await h.redis.exists(taskKey(wipedId))).toBe(1);
@@ -368,17 +374,18 @@ test(
           )),
         );
       }
-      await eventually(
-        async () => (await h.redis.zcard(statusIndex('running'))) === BENCH_OPEN,
-        BENCH_OPEN * 100 + 60_000,
-      );
+      // All on one account: one holds the account's turn (running), the others wait for it (pending). Either way
+      // open, so the reconciler must query each.
+      const open = async () =>
+        (await h.redis.zcard(statusIndex('running'))) + (await h.redis.zcard(statusIndex('pending')));
+      await eventually(async () => (await open()) === BENCH_OPEN, BENCH_OPEN * 100 + 60_000);
 
       await h.redis.flushall(); // the test's own redis-server
       const rebuild = await reconcileNow();
 
-      expect(rebuild.errors).toBe(0);
+      expect(rebuild.errorSamples).toEqual([]);
       expect(rebuild.fromQuery).toBe(BENCH_OPEN);
-      expect(await h.redis.zcard(statusIndex('running'))).toBe(BENCH_OPEN);
+      expect(await open()).toBe(BENCH_OPEN);
       console.log(
         `rebuild after FLUSHALL with open tasks: ${rebuild.scanned} executions (${rebuild.fromQuery} queried, ` +
           `${rebuild.fromMemo} from memos), ${rebuild.written} written in ${rebuild.durationMs} ms ` +
