@@ -5,9 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
-import type { NativeConnection } from '@temporalio/worker';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
@@ -16,7 +15,7 @@ import type { PlatformDriver } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import { createPubflowWorkers } from '../../src/worker';
-import { tempDir } from './servers';
+import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from './servers';
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
@@ -118,3 +117,45 @@ export async function eventually<T>(
 }
 
 export type { Client };
+
+/** The dynamic config `make up` gives the dev server: 10 priority levels, one partition (strict priority order). */
+export const MAKE_UP_DYNAMIC_CONFIG = {
+  'matching.priorityLevels': 10,
+  'matching.useNewMatcher': true,
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
+};
+
+export interface DevStack {
+  dev: DevServer;
+  redisServer: RedisServer;
+  harness: Harness;
+  client: Client;
+  /** For workers. */
+  native: NativeConnection;
+  close(): Promise<void>;
+}
+
+/** A dev server configured as `make up` runs it, a redis-server, and the connections a test file needs. */
+export async function startDevStack(accounts: unknown[]): Promise<DevStack> {
+  const [dev, redisServer] = await Promise.all([
+    startDevServer({ dynamicConfig: MAKE_UP_DYNAMIC_CONFIG }),
+    startRedis(),
+  ]);
+  const harness = projectionHarness(redisServer.url, writeAccountsFile(accounts));
+  const connection = await Connection.connect({ address: dev.address });
+  const native = await NativeConnection.connect({ address: dev.address });
+  return {
+    dev,
+    redisServer,
+    harness,
+    client: new Client({ connection }),
+    native,
+    async close() {
+      await native.close();
+      await connection.close();
+      await harness.close();
+      await Promise.all([dev.destroy(), redisServer.destroy()]);
+    },
+  };
+}

@@ -7,9 +7,9 @@
  * task-queue priority decides the order.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { createGateActivities } from '../../src/activities/gate';
 import { createLogger } from '../../src/log';
@@ -17,45 +17,26 @@ import { DriverRegistry } from '../../src/platforms';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import { uploadQueueFor } from '../../src/shared/task-queues';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, projectionHarness, workflowBundle, writeAccountsFile, type Harness } from '../helpers/harness';
+import { eventually, workflowBundle, startDevStack, type DevStack, type Harness } from '../helpers/harness';
 import { ScriptedDriver } from '../helpers/scripted-driver';
-import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
 
 const N = 30;
 const ACCOUNTS = Array.from({ length: N }, (_, i) => ({ id: `p${i}`, platform: 'scripted', settings: {} }));
 /** Each priority 0..9 three times, shuffled (fixed, so a failure can be replayed). */
 const PRIORITIES = [7, 2, 9, 0, 5, 5, 3, 8, 1, 6, 4, 9, 2, 0, 7, 3, 6, 1, 8, 4, 5, 0, 9, 3, 1, 6, 8, 2, 7, 4];
 
-let dev: DevServer;
-let redisServer: RedisServer;
+let stack: DevStack;
 let h: Harness;
-let connection: Connection;
 let client: Client;
 let native: NativeConnection;
 
 beforeAll(async () => {
-  [dev, redisServer] = await Promise.all([
-    startDevServer({
-      dynamicConfig: {
-        'matching.priorityLevels': 10,
-        'matching.useNewMatcher': true,
-        'matching.numTaskqueueReadPartitions': 1,
-        'matching.numTaskqueueWritePartitions': 1,
-      },
-    }),
-    startRedis(),
-  ]);
-  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
-  connection = await Connection.connect({ address: dev.address });
-  client = new Client({ connection });
-  native = await NativeConnection.connect({ address: dev.address });
+  stack = await startDevStack(ACCOUNTS);
+  ({ harness: h, client, native } = stack);
 });
 
 afterAll(async () => {
-  await native?.close();
-  await connection?.close();
-  await h?.close();
-  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
+  await stack?.close();
 });
 
 /** When the workflow scheduled its upload activity (the ActivityTaskScheduled event), or undefined if not yet. */

@@ -8,16 +8,15 @@
  * is the durable timer plus the way from the timer to the driver (workflow task, gate turn, upload dispatch).
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { taskKey } from '../../src/projection/keys';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, projectionHarness, withWorker, writeAccountsFile, type Harness } from '../helpers/harness';
+import { eventually, withWorker, startDevStack, type DevStack, type Harness } from '../helpers/harness';
 import { ScriptedDriver } from '../helpers/scripted-driver';
-import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
 
 const N = 5;
 const AHEAD_MS = 5000;
@@ -25,36 +24,18 @@ const AHEAD_MS = 5000;
 const STAGGER_MS = 1000;
 const ACCOUNTS = Array.from({ length: N }, (_, i) => ({ id: `s${i}`, platform: 'scripted', settings: {} }));
 
-let dev: DevServer;
-let redisServer: RedisServer;
+let stack: DevStack;
 let h: Harness;
-let connection: Connection;
 let client: Client;
 let native: NativeConnection;
 
 beforeAll(async () => {
-  [dev, redisServer] = await Promise.all([
-    startDevServer({
-      dynamicConfig: {
-        'matching.priorityLevels': 10,
-        'matching.useNewMatcher': true,
-        'matching.numTaskqueueReadPartitions': 1,
-        'matching.numTaskqueueWritePartitions': 1,
-      },
-    }),
-    startRedis(),
-  ]);
-  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
-  connection = await Connection.connect({ address: dev.address });
-  client = new Client({ connection });
-  native = await NativeConnection.connect({ address: dev.address });
+  stack = await startDevStack(ACCOUNTS);
+  ({ harness: h, client, native } = stack);
 });
 
 afterAll(async () => {
-  await native?.close();
-  await connection?.close();
-  await h?.close();
-  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
+  await stack?.close();
 });
 
 /** ISO 8601 with a +08:00 offset (not `Z`), as an API client in another time zone would send it. */
