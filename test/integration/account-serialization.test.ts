@@ -13,7 +13,6 @@ import request from 'supertest';
 import { registerAccountRoutes } from '../../src/api/accounts';
 import { errorHandler } from '../../src/api/errors';
 import { createActivities } from '../../src/activities';
-import { createGateActivities } from '../../src/activities/gate';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { authExpired, type DriverResult, type PlatformDriver, type PublishContext } from '../../src/platforms/types';
@@ -129,7 +128,7 @@ async function startWorkerPair(
     connection: native,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: { ...bookkeeping, ...createGateActivities(deps) },
+    activities: bookkeeping, // createActivities includes the gate activities
     shutdownGraceTime: '1s',
   });
   const uploads = await Worker.create({

@@ -11,7 +11,6 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { createGateActivities } from '../../src/activities/gate';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
@@ -66,7 +65,7 @@ test('with one upload slot, a backlog of 30 uploads starts in priority order, FI
     connection: native,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: { ...bookkeeping, ...createGateActivities(deps) },
+    activities: bookkeeping, // createActivities includes the gate activities
     shutdownGraceTime: '1s',
   });
   const uploads = await Worker.create({
