@@ -16,7 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log';
 import { taskStateQuery } from '../shared/definitions';
 import type { TaskDoc, TaskStatus } from '../shared/types';
-import { DOC_MEMO_KEY } from '../workflows/projector';
+import { DOC_MEMO_KEY } from '../shared/task-doc';
 import { KEY_PREFIX, TASK_PATTERN, taskKey } from './keys';
 import type { ProjectionStore } from './store';
 

@@ -46,7 +46,6 @@ export async function writeDoc(doc: TaskDoc): Promise<void> {
   else await projectTask(doc);
 }
 
-export { DOC_MEMO_KEY };
 /**
  * Temporal refuses a memo over 2 MB (limit.memoSize.error) and logs a warning over 2 KB; a document is ~1 KB
  * unless its request carries a long description or large options. Over this many JSON characters (<= 3 bytes

@@ -28,9 +28,9 @@ import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../sh
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
-import { initialTaskDoc, pendingDoc } from '../shared/task-doc';
+import { DOC_MEMO_KEY, initialTaskDoc, pendingDoc } from '../shared/task-doc';
 import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
-import { DOC_MEMO_KEY, writeDoc } from './projector';
+import { writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
 
 export interface BatchSpacing {
