@@ -655,3 +655,25 @@ describe('deleting a batch', () => {
     await succeeded(next);
   });
 });
+
+describe('a task carries its first document in its memo from the start', () => {
+  test('a single and a batch child, still waiting for their publish time, can be rebuilt from visibility alone', async () => {
+    const later = new Date(Date.now() + 86_400_000).toISOString();
+    const single = await publish(stack.app, publishBody({ publishAt: later }));
+    const { title: _t, ...defaults } = publishBody();
+    const res = await api()
+      .post('/api/v1/publish/batch')
+      .send({ items: [{ title: 'waits', publishAt: later }], defaults });
+    expect(res.status).toBe(202);
+    const child = `${res.body.taskId as string}-0`;
+    const memoOf = async (id: string) =>
+      (await stack.client.workflow.getHandle(id).describe()).memo?.pubflowDoc as TaskDoc | undefined;
+    for (const id of [single, child]) {
+      const memo = await eventually(() => memoOf(id));
+      expect(memo).toMatchObject({ task_id: id, status: 'pending', version: 1 });
+    }
+    expect((await memoOf(child))?.parent_task_id).toBe(res.body.taskId);
+    expect((await api().post(`/api/v1/tasks/${res.body.taskId as string}/cancel`)).status).toBeLessThan(300);
+    expect((await api().post(`/api/v1/tasks/${single}/cancel`)).status).toBe(200);
+  });
+});
