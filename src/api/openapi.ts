@@ -121,12 +121,27 @@ export const openApiDocument = {
         responses: { 200: json(ref('TaskDoc')), 404: errorResponse('Unknown task') },
       },
       delete: {
-        summary: 'Delete the task document and its index entries',
+        summary: "Delete the task document and its index entries; a batch also its children's documents",
         parameters: [taskIdParam, { name: 'force', in: 'query', schema: { type: 'string', enum: ['true', 'false'] } }],
         responses: {
-          200: json({ type: 'object' }),
+          200: json({
+            type: 'object',
+            required: ['taskId', 'deleted', 'terminated'],
+            properties: {
+              taskId: { type: 'string' },
+              deleted: { type: 'boolean' },
+              terminated: { type: 'boolean' },
+              children: {
+                type: 'object',
+                description: 'A batch: child documents deleted, open children terminated (force=true)',
+                properties: { deleted: { type: 'integer' }, terminated: { type: 'integer' } },
+              },
+            },
+          }),
           404: errorResponse('Unknown task'),
-          409: errorResponse('The workflow is still open (use force=true to terminate it)'),
+          409: errorResponse(
+            "The workflow (task_open) or one of a batch's children (children_open) is still open; force=true terminates them",
+          ),
         },
       },
     },
