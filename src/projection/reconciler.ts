@@ -7,6 +7,7 @@
  *    Each document goes through the store's versioned write: never backwards, never over a tombstone.
  * 2. Sweep: a document whose task visibility did not list is removed only if Temporal itself (describe) does not
  *    know the task, it is older than the listing (minus the visibility lag), and it is unchanged since it was read.
+ *    One that still says unfinished while describe says its workflow stopped is settled as failed.
  * 3. Indexes: members without a document, or that their document says do not belong there, are removed.
  *
  * Idempotent and safe while traffic flows: every step is a versioned or compare-and-set script.
@@ -145,8 +146,29 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       client.workflow.getHandle(e.workflowId, e.runId).query(taskStateQuery),
     );
 
+  /** The stored document of the task, when it has one that parses. */
+  const storedDoc = async (taskId: string, raw?: string | null): Promise<TaskDoc | undefined> => {
+    const text = raw === undefined ? await redis.get(taskKey(taskId)) : raw;
+    const doc = parseDoc(text);
+    return doc?.task_id === taskId ? doc : undefined;
+  };
+
+  /**
+   * The document of a workflow that closed without writing its outcome. It starts from the newest document known:
+   * Temporal's (query or memo) or Redis's. The memo changes only with the status, and when the query cannot answer
+   * it is all Temporal gives, so Redis may hold a later version the workflow itself projected (one more progress
+   * stage, say). Starting from the older one would produce a version Redis already has: no write, and the task
+   * would show as running for good.
+   */
+  const abandonedDoc = async (doc: TaskDoc, closed: Pick<WorkflowExecutionInfo, 'status' | 'closeTime'>) => {
+    const stored = await storedDoc(doc.task_id);
+    return closedDoc(stored && stored.version > doc.version ? stored : doc, closed);
+  };
+
   /** The task's document as Temporal knows it, and where it came from. */
-  const docOf = async (e: WorkflowExecutionInfo): Promise<{ doc: TaskDoc; source: 'query' | 'memo' }> => {
+  const docOf = async (
+    e: WorkflowExecutionInfo,
+  ): Promise<{ doc: TaskDoc; source: 'query' | 'memo'; closed: boolean }> => {
     const memo = memoDoc(e);
     if (e.status.name === 'RUNNING') {
       let found: { doc: TaskDoc; source: 'query' | 'memo' };
@@ -156,18 +178,47 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
         if (!memo) throw err;
         found = { doc: memo, source: 'memo' };
       }
-      if (!UNFINISHED.has(found.doc.status) && found.doc.review?.open !== true) return found;
+      if (!unfinished(found.doc)) return { ...found, closed: false };
       // Visibility lags behind: a run it lists as running may have been terminated since, and its query still answers
       // with the last state (running). Describe reads the run's own record.
       const d = await client.workflow
         .getHandle(e.workflowId, e.runId)
         .describe()
-        .catch(() => undefined);
-      return d && d.status.name !== 'RUNNING' ? { ...found, doc: closedDoc(found.doc, d) } : found;
+        .catch((err: unknown) => {
+          opts.log?.warn('reconcile: describe failed; the next run checks again', {
+            taskId: e.workflowId,
+            error: err instanceof Error ? err.message : String(err),
+          });
+          return undefined;
+        });
+      return d && d.status.name !== 'RUNNING'
+        ? { ...found, doc: await abandonedDoc(found.doc, d), closed: true }
+        : { ...found, closed: false };
     }
     // A closed workflow's query replays its whole history on a worker: only when there is no memo (workflows
     // started before the memo existed, batches, documents too large for a memo).
-    return memo ? { doc: closedDoc(memo, e), source: 'memo' } : { doc: closedDoc(await query(e), e), source: 'query' };
+    const doc = memo ?? (await query(e));
+    return { doc: await abandonedDoc(doc, e), source: memo ? 'memo' : 'query', closed: true };
+  };
+
+  /** Writes a document (versioned); a closed task's gets what is left of its 7 days, or is not brought back. */
+  const applyDoc = async (doc: TaskDoc, closed: boolean): Promise<'expired' | void> => {
+    let ttlSeconds: number | undefined;
+    if (closed) {
+      // A closed task's document expires 7 days after its last change, as it would have without the rebuild.
+      const age = Math.floor((Date.now() - Date.parse(doc.updated_at)) / 1000);
+      ttlSeconds = Number.isFinite(age) ? store.ttlSeconds - Math.max(0, age) : store.ttlSeconds;
+      if (ttlSeconds <= 0) {
+        report.skippedExpired++;
+        return 'expired';
+      }
+    }
+    const outcome = await store.apply(doc, { ttlSeconds });
+    if (outcome === 'applied') {
+      report.written++;
+      if (report.changed.written.length < SAMPLE_LIMIT) report.changed.written.push(doc.task_id);
+    } else if (outcome === 'deleted') report.skippedDeleted++;
+    else report.unchanged++;
   };
 
   // Without Redis every write would fail one by one: stop at once instead.
@@ -182,33 +233,22 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     if (e.status.name === 'CONTINUED_AS_NEW') return;
     report.scanned++;
     try {
-      const { doc, source } = await docOf(e);
+      const { doc, source, closed } = await docOf(e);
       if (source === 'query') report.fromQuery++;
       else report.fromMemo++;
-      let ttlSeconds: number | undefined;
-      if (e.status.name !== 'RUNNING') {
-        // A closed task's document expires 7 days after its last change, as it would have without the rebuild.
-        const age = Math.floor((Date.now() - Date.parse(doc.updated_at)) / 1000);
-        ttlSeconds = Number.isFinite(age) ? store.ttlSeconds - Math.max(0, age) : store.ttlSeconds;
-        if (ttlSeconds <= 0) {
-          report.skippedExpired++;
-          return;
-        }
-      }
-      const outcome = await store.apply(doc, { ttlSeconds });
-      if (outcome === 'applied') {
-        report.written++;
-        if (report.changed.written.length < SAMPLE_LIMIT) report.changed.written.push(doc.task_id);
-      } else if (outcome === 'deleted') report.skippedDeleted++;
-      else report.unchanged++;
+      await applyDoc(doc, closed);
     } catch (err) {
       fail(e.workflowId, err);
     }
     progress('list');
   });
 
-  // 2. Sweep: documents of tasks that visibility did not list.
-  const candidates: { id: string; raw: string }[] = [];
+  // 2. Sweep: documents of tasks that visibility did not list. Temporal's own record (describe) decides:
+  //    - unknown to Temporal: removed, unless created so recently that visibility may simply not show it yet;
+  //    - closed without writing its outcome but still shown as unfinished (terminated before the window, or so
+  //      recently that visibility still lists it elsewhere): settled as in the listing, from the newest document;
+  //    - otherwise left alone (running, or closed and already showing how it ended).
+  const candidates: { id: string; raw: string; young: boolean }[] = [];
   const youngSince = started - visibilityLagMs;
   let cursor = '0';
   do {
@@ -221,27 +261,36 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     ids.forEach((id, i) => {
       const raw = raws[i];
       if (raw === null || raw === undefined) return;
-      if (createdAtMs(raw) >= youngSince) return; // may simply not be visible yet
-      candidates.push({ id, raw });
+      const young = createdAtMs(raw) >= youngSince;
+      // A young finished document needs nothing from Temporal: it may just not be visible yet.
+      if (young && !unfinished(parseDoc(raw))) return;
+      candidates.push({ id, raw, young });
     });
     progress('sweep');
   } while (cursor !== '0');
-  await forEachLimit(candidates, concurrency, checkAborted, async ({ id, raw }) => {
-    try {
-      // Authoritative, unlike visibility: a task closed before the window (but within retention) is kept.
-      await client.workflow.getHandle(id).describe();
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) {
-        fail(id, err);
-        return;
-      }
+  await forEachLimit(candidates, concurrency, checkAborted, async ({ id, raw, young }) => {
+    const remove = async () => {
       // No tombstone: nothing can write this task again, and a new task reusing the id must not be blocked.
       if (await store.delete(id, { tombstone: false, ifUnchanged: raw }).catch((e: unknown) => fail(id, e))) {
         report.removed++;
         if (report.changed.removed.length < SAMPLE_LIMIT) report.changed.removed.push(id);
       }
+    };
+    try {
+      // Authoritative, unlike visibility: a task closed before the window (but within retention) is kept.
+      const d = await client.workflow.getHandle(id).describe();
+      const stored = await storedDoc(id, raw);
+      if (d.status.name === 'RUNNING' || !stored || !unfinished(stored)) return;
+      const memo = memoDoc(d);
+      const settled = await abandonedDoc(memo && memo.version > stored.version ? memo : stored, d);
+      // Stopped so long ago that its document would have expired by now: it goes, rather than say "running".
+      if ((await applyDoc(settled, true)) === 'expired') await remove();
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) fail(id, err);
+      else if (!young) await remove();
+    } finally {
+      progress('sweep');
     }
-    progress('sweep');
   });
 
   // 3. Indexes.
@@ -256,7 +305,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
 }
 
 /** The document in the execution's memo, if it has a plausible one. */
-function memoDoc(e: WorkflowExecutionInfo): TaskDoc | undefined {
+function memoDoc(e: Pick<WorkflowExecutionInfo, 'workflowId' | 'memo'>): TaskDoc | undefined {
   const doc = e.memo?.[DOC_MEMO_KEY] as Partial<TaskDoc> | null | undefined;
   if (!doc || typeof doc !== 'object') return undefined;
   if (doc.task_id !== e.workflowId || typeof doc.version !== 'number' || typeof doc.status !== 'string')
@@ -271,7 +320,7 @@ function memoDoc(e: WorkflowExecutionInfo): TaskDoc | undefined {
  */
 function closedDoc(doc: TaskDoc, e: Pick<WorkflowExecutionInfo, 'status' | 'closeTime'>): TaskDoc {
   if (!ABANDONED.has(e.status.name)) return doc;
-  if (!UNFINISHED.has(doc.status) && doc.review?.open !== true) return doc;
+  if (!unfinished(doc)) return doc;
   const at = e.closeTime?.toISOString() ?? doc.updated_at;
   const how = e.status.name.toLowerCase().replace('_', ' ');
   return {
@@ -290,12 +339,23 @@ function closedDoc(doc: TaskDoc, e: Pick<WorkflowExecutionInfo, 'status' | 'clos
 
 /** created_at of a stored document in epoch ms; 0 when unreadable (an unreadable document is fair game). */
 function createdAtMs(raw: string): number {
+  const ms = Date.parse(parseDoc(raw)?.created_at ?? '');
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+function parseDoc(raw: string | null): TaskDoc | undefined {
+  if (raw === null) return undefined;
   try {
-    const ms = Date.parse((JSON.parse(raw) as Partial<TaskDoc>).created_at ?? '');
-    return Number.isFinite(ms) ? ms : 0;
+    const doc = JSON.parse(raw) as TaskDoc | null;
+    return doc && typeof doc === 'object' ? doc : undefined;
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+/** Still waiting for its workflow to say how it ended: pending, running, retrying, or in review. */
+function unfinished(doc: TaskDoc | undefined): boolean {
+  return doc !== undefined && (UNFINISHED.has(doc.status) || doc.review?.open === true);
 }
 
 /** Runs `fn` over the items with at most `limit` in flight. `fn` must not reject. */

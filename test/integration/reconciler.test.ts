@@ -10,6 +10,7 @@ import { DriverRegistry } from '../../src/platforms';
 import { contentRejected } from '../../src/platforms/types';
 import { INDEX_PATTERNS, statusIndex, taskKey, tombstoneKey } from '../../src/projection/keys';
 import { reconcile, type ReconcileReport } from '../../src/projection/reconciler';
+import { ProjectionStore } from '../../src/projection/store';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { ensureSchedules, PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';
 import { reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
@@ -263,6 +264,71 @@ test('a workflow terminated mid-upload no longer shows as running: failed, Uncon
     expect(second.written).toBe(0);
     expect(await h.redis.zscore(statusIndex('running'), hd.workflowId)).toBeNull();
     expect(await h.redis.zscore(statusIndex('failed'), hd.workflowId)).not.toBeNull();
+  });
+});
+
+test('a terminated task that the listing misses (closed before the window, or not yet visible) is settled by the sweep', async () => {
+  const driver = new ScriptedDriver().then(hangUntilAborted);
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
+    await hd.terminate('operator stopped it');
+    await eventually(async () => (await hd.describe()).status.name === 'TERMINATED' || undefined, 10_000);
+
+    // A window of 0 days lists open tasks only; the document is minutes young, as with visibility lagging.
+    const report = await reconcileNow({ windowDays: 0 });
+
+    expect(report.errorSamples).toEqual([]);
+    expect(report.changed.written).toContain(hd.workflowId);
+    expect(await stored(hd.workflowId)).toMatchObject({
+      status: 'failed',
+      error_kind: 'Unconfirmed',
+      version: runningDoc.version + 1,
+    });
+    expect((await reconcileNow({ windowDays: 0 })).changed.written).not.toContain(hd.workflowId);
+  });
+});
+
+test('a task stopped longer ago than a document lives, still shown as running, is removed rather than settled', async () => {
+  const driver = new ScriptedDriver().then(hangUntilAborted);
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    await docWhere(hd.workflowId, (d) => d.status === 'running');
+    await hd.terminate('operator stopped it');
+    await eventually(async () => (await hd.describe()).status.name === 'TERMINATED' || undefined, 10_000);
+    await new Promise((r) => setTimeout(r, 2100));
+    // Documents that live 1 s: the task stopped longer ago than that, so its settled document would have expired.
+    const shortLived = new ProjectionStore(h.redis, { ttlSeconds: 1 });
+
+    const report = await reconcileNow({ store: shortLived, visibilityLagMs: 0 });
+
+    expect(report.errorSamples).toEqual([]);
+    expect(report.changed.removed).toContain(hd.workflowId);
+    expect(await h.redis.exists(taskKey(hd.workflowId))).toBe(0);
+    expect(await h.redis.zscore(statusIndex('running'), hd.workflowId)).toBeNull();
+  });
+});
+
+test('a terminated task is settled from the newest document: Redis ahead of the memo gives the next version', async () => {
+  const driver = new ScriptedDriver().then(hangUntilAborted);
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
+    await hd.terminate('operator stopped it');
+    // The memo changes with the status only; the projection may hold later versions of the same status, which is
+    // all a reconciler has when the query cannot answer.
+    const ahead: TaskDoc = { ...runningDoc, version: runningDoc.version + 2 };
+    expect(await h.store.write(ahead)).toBe('applied');
+
+    const report = await reconcileNow();
+
+    expect(report.errorSamples).toEqual([]);
+    expect(report.changed.written).toContain(hd.workflowId);
+    expect(await stored(hd.workflowId)).toMatchObject({
+      status: 'failed',
+      error_kind: 'Unconfirmed',
+      version: ahead.version + 1,
+    });
   });
 });
 
