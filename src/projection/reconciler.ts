@@ -12,6 +12,7 @@
  *
  * Idempotent and safe while traffic flows: every step is a versioned or compare-and-set script.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log';
@@ -64,6 +65,8 @@ export interface ReconcileReport {
   written: number;
   /** Documents Redis already had at the same or a newer version. */
   unchanged: number;
+  /** Of `written`: closed tasks whose document Redis had at the same version but with other content. */
+  corrected: number;
   /** Tasks deleted (tombstoned) after they were created: not brought back. */
   skippedDeleted: number;
   /** Closed tasks whose document would have expired by now (7 days after its last change): not brought back. */
@@ -115,6 +118,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     scanned: 0,
     written: 0,
     unchanged: 0,
+    corrected: 0,
     skippedDeleted: 0,
     skippedExpired: 0,
     fromQuery: 0,
@@ -213,7 +217,19 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
         return 'expired';
       }
     }
-    const outcome = await store.apply(doc, { ttlSeconds });
+    let outcome = await store.apply(doc, { ttlSeconds });
+    if (outcome === 'stale' && closed) {
+      // A closed task's document is final, so Redis must hold exactly it. At the same version it can still differ:
+      // a worker that lost its workflow task (killed mid-task, or the task moved to another worker) may already
+      // have projected that version from a run of the workflow code that history then did not keep (workflow time
+      // differs on the rerun). The versioned write alone would keep that copy for good.
+      const raw = await redis.get(taskKey(doc.task_id));
+      const stored = parseDoc(raw);
+      if (raw !== null && stored?.version === doc.version && !isDeepStrictEqual(stored, doc)) {
+        outcome = await store.apply(doc, { ttlSeconds, replacing: raw });
+        if (outcome === 'applied') report.corrected++;
+      }
+    }
     if (outcome === 'applied') {
       report.written++;
       if (report.changed.written.length < SAMPLE_LIMIT) report.changed.written.push(doc.task_id);

@@ -36,15 +36,21 @@ export interface PruneResult {
 
 // KEYS: 1 task, 2 its tombstone.
 // ARGV: 1 prefixes, 2 doc JSON, 3 version, 4 ttl, 5 id, 6 status, 7 type, 8 parent, 9 platform, 10 account,
-// 11 review kind, 12 review open ('1'/'0'), 13 updated_at score, 14 created_at score, 15 review failed_at score.
+// 11 review kind, 12 review open ('1'/'0'), 13 updated_at score, 14 created_at score, 15 review failed_at score,
+// 16 the stored JSON this document may replace at the same version ('' = none: only a higher version is written).
 // The JSON is stored as given: re-encoding it with cjson would turn [] into {}.
 // Returns 1 applied, 0 stale, 2 deleted (the task was deleted after this document's created_at).
 const WRITE = new LuaScript(`${PRELUDE}
 local key, id = KEYS[1], ARGV[5]
 local tomb = redis.call('GET', KEYS[2])
 if tomb and (tonumber(tomb) == nil or tonumber(ARGV[14]) * 1000 <= tonumber(tomb)) then return 2 end
-local old = decode(redis.call('GET', key))
-if old and (tonumber(old.version) or 0) >= tonumber(ARGV[3]) then return 0 end
+local raw = redis.call('GET', key)
+local old = decode(raw)
+if old then
+  local v, nv = tonumber(old.version) or 0, tonumber(ARGV[3])
+  local replace = v == nv and ARGV[16] ~= '' and raw == ARGV[16]
+  if v >= nv and not replace then return 0 end
+end
 
 local status, ttype, parent = ARGV[6], ARGV[7], str(ARGV[8])
 local open = ARGV[12] == '1'
@@ -185,9 +191,11 @@ export class ProjectionStore {
 
   /**
    * `write`, telling a deleted task apart from a stale version. `ttlSeconds` overrides the expiry (the reconciler
-   * gives a rebuilt document only what was left of its original 7 days).
+   * gives a rebuilt document only what was left of its original 7 days). `replacing`: the stored JSON, exactly as
+   * read, that this document replaces at the same version (the reconciler correcting a closed task's document);
+   * if anything wrote in between, nothing is written.
    */
-  async apply(doc: TaskDoc, opts: { ttlSeconds?: number } = {}): Promise<ApplyOutcome> {
+  async apply(doc: TaskDoc, opts: { ttlSeconds?: number; replacing?: string } = {}): Promise<ApplyOutcome> {
     if (!Number.isSafeInteger(doc.version) || doc.version < 0) {
       throw new RangeError(`task ${doc.task_id}: version must be a non-negative integer, got ${doc.version}`);
     }
@@ -213,6 +221,7 @@ export class ProjectionStore {
         epochSeconds(doc.updated_at, 'updated_at'),
         epochSeconds(doc.created_at, 'created_at'),
         review ? epochSeconds(review.failed_at, 'review.failed_at') : '0',
+        opts.replacing ?? '',
       ],
     );
     return outcome === 1 ? 'applied' : outcome === 2 ? 'deleted' : 'stale';

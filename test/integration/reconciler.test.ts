@@ -241,6 +241,28 @@ test('a deleted task is not brought back, and a newer document is never moved ba
   });
 });
 
+test("a closed task's document that differs from Temporal's at the same version is corrected, and a second run finds nothing to do", async () => {
+  const driver = new ScriptedDriver();
+  await run(driver, async (taskQueue) => {
+    const hd = await start(taskQueue);
+    await hd.result();
+    const final = await docWhere(hd.workflowId, (d) => d.status === 'success');
+    // As a worker that lost its workflow task can leave it: the same version, from a run history did not keep.
+    const divergent: TaskDoc = { ...final, started_at: new Date(Date.parse(final.started_at!) - 10_000).toISOString() };
+    await h.redis.set(taskKey(hd.workflowId), JSON.stringify(divergent));
+
+    const first = await reconcileNow();
+    const second = await reconcileNow();
+
+    expect(first.errorSamples).toEqual([]);
+    expect(first.changed.written).toContain(hd.workflowId);
+    expect(first.corrected).toBeGreaterThanOrEqual(1);
+    expect(await stored(hd.workflowId)).toEqual(final);
+    expect(second.changed.written).not.toContain(hd.workflowId);
+    expect(second.corrected).toBe(0);
+  });
+});
+
 test('a workflow terminated mid-upload no longer shows as running: failed, Unconfirmed, one version on', async () => {
   const driver = new ScriptedDriver().then(hangUntilAborted);
   await run(driver, async (taskQueue) => {
