@@ -297,8 +297,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       const d = await client.workflow.getHandle(id).describe();
       const stored = await storedDoc(id, raw);
       if (d.status.name === 'RUNNING' || !stored || !unfinished(stored)) return;
-      const memo = memoDoc(d);
-      const settled = await abandonedDoc(memo && memo.version > stored.version ? memo : stored, d);
+      const settled = await abandonedDoc(memoDoc(d) ?? stored, d);
       // Stopped so long ago that its document would have expired by now: it goes, rather than say "running".
       if ((await applyDoc(settled, true)) === 'expired') await remove();
     } catch (err) {
