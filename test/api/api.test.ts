@@ -677,3 +677,33 @@ describe('a task carries its first document in its memo from the start', () => {
     expect((await api().post(`/api/v1/tasks/${single}/cancel`)).status).toBe(200);
   });
 });
+
+describe('priority reaches Temporal', () => {
+  /** The priorityKey of the task's workflow, and of each of its upload activities (from its history). */
+  const keysOf = async (id: string) => {
+    const handle = stack.client.workflow.getHandle(id);
+    const { events } = await handle.fetchHistory();
+    const uploads = (events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.activityType?.name === 'upload')
+      .map((a) => a?.priority?.priorityKey ?? null);
+    return { workflow: (await handle.describe()).priority?.priorityKey ?? null, uploads };
+  };
+
+  test("a single's workflow and upload carry priority + 1; a batch runs at key 1, its children and their uploads at their item's", async () => {
+    const single = await publish(stack.app, publishBody({ priority: 2 }));
+    await succeeded(single);
+    expect(await keysOf(single)).toEqual({ workflow: 3, uploads: [3] });
+
+    const { title: _t, ...defaults } = publishBody({ priority: 7 });
+    const res = await api()
+      .post('/api/v1/publish/batch')
+      .send({ items: [{ title: 'default' }, { title: 'urgent', accountId: 'scr-2', priority: 0 }], defaults });
+    expect(res.status).toBe(202);
+    const batchId = res.body.taskId as string;
+    await succeeded(batchId);
+    expect((await keysOf(batchId)).workflow).toBe(1);
+    expect(await keysOf(`${batchId}-0`)).toEqual({ workflow: 8, uploads: [8] });
+    expect(await keysOf(`${batchId}-1`)).toEqual({ workflow: 1, uploads: [1] });
+  });
+});
