@@ -2,7 +2,8 @@
  * Queue gates on a real dev server with several worker processes' worth of workers: three worker pairs (workflows +
  * bookkeeping, and uploads), each on its own connection, all polling the same task queues, each with its own driver
  * and Redis client. The per-account rule and the platform cap must hold across all of them; a terminated holder
- * must not block its account; AuthExpired holds the account until it is reactivated through the API.
+ * must not block its account; a rate limit outlives a restart of every worker; AuthExpired holds the account until it
+ * is reactivated through the API.
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -154,8 +155,8 @@ async function withWorkers<T>(
   tracker: Tracker,
   behaviours: Record<string, Behaviour>,
   fn: (taskQueue: string) => Promise<T>,
+  taskQueue = `tq-${randomUUID()}`,
 ): Promise<T> {
-  const taskQueue = `tq-${randomUUID()}`;
   const stops = await Promise.all(
     Array.from({ length: n }, (_, i) => startWorkerPair(`w${i + 1}`, taskQueue, tracker, behaviours)),
   );
@@ -244,6 +245,45 @@ test('a holder terminated mid-upload loses its turn after its lease; the next ta
     expect(waited).toBeLessThan(20_000);
     expect(tracker.calls.map((c) => c.taskId)).toEqual([holder.workflowId, next.workflowId]);
   });
+});
+
+test('a restart forgets no rate limit: new workers, with empty caches, still hold the next upload to the window', async () => {
+  const tracker = new Tracker();
+  const policy = policyWith({ maxPerWindow: { count: 1, windowMs: 3_600_000 } });
+  const tq = `tq-${randomUUID()}`;
+  const first = await withWorkers(
+    2,
+    tracker,
+    {},
+    async () => {
+      const a = await start(tq, { accountId: 'a3' }, policy);
+      expect((await a.result()).status).toBe('success');
+      return docWhere(a.workflowId, (d) => d.status === 'success');
+    },
+    tq,
+  );
+
+  // Every worker has stopped. New ones start, as after a deploy or a crash: all they have is Temporal's history.
+  await withWorkers(
+    2,
+    tracker,
+    {},
+    async () => {
+      const b = await start(tq, { accountId: 'a3' }, policy);
+      const waiting = await docWhere(
+        b.workflowId,
+        (d) => d.progress?.stage.startsWith('rate_limited_until_') === true,
+        60_000,
+      );
+      expect(waiting.status).toBe('pending');
+      const until = Date.parse(waiting.progress!.stage.slice('rate_limited_until_'.length));
+      expect(until).toBeGreaterThan(Date.parse(first.created_at) + 3_600_000 - 1);
+      await b.cancel();
+      await docWhere(b.workflowId, (d) => d.status === 'cancelled');
+    },
+    tq,
+  );
+  expect(tracker.calls.map((c) => c.accountId)).toEqual(['a3']);
 });
 
 test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /accounts shows needs_login', async () => {
