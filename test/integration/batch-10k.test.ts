@@ -15,6 +15,7 @@ import { reconcile } from '../../src/projection/reconciler';
 import { ProjectionStore } from '../../src/projection/store';
 import type { BatchCounts, TaskDoc } from '../../src/shared/types';
 import { startApiStack, type ApiStack } from '../api/fixtures';
+import { eventually } from '../helpers/harness';
 
 const N = Number(process.env.PUBFLOW_BATCH_TEST_N ?? 10_000);
 /** Items are spread over this many accounts: one upload at a time per account (the queue gates). */
@@ -95,7 +96,24 @@ test(
     expect(uploaded).toHaveLength(N);
     expect(new Set(uploaded).size).toBe(N);
 
-    // Assert: Temporal's side. Every run of the batch stayed within the limits and closed normally.
+    // Assert: Temporal's side. The batch writes its last document just before it completes, and visibility shows a
+    // close a moment after it happens: wait for both before reading runs and children from visibility.
+    await stack.client.workflow.getHandle(batchId).result();
+    const countWhen = async (query: string, want: number): Promise<number> => {
+      let last = -1;
+      await eventually(async () => (last = (await stack.client.workflow.count(query)).count) === want, 120_000).catch(
+        () => undefined,
+      );
+      return last;
+    };
+    expect(await countWhen(`WorkflowId = '${batchId}' AND ExecutionStatus = 'Running'`, 0)).toBe(0);
+    const completedChildren = await countWhen(
+      `PubflowParent = '${batchId}' AND WorkflowType = 'publishSingle' AND ExecutionStatus = 'Completed'`,
+      N,
+    );
+    expect(completedChildren).toBe(N);
+
+    // Every run of the batch stayed within the limits and closed normally.
     const runs: Array<{ status: string; events: number; bytes: number; starts: number; wftFailures: string[] }> = [];
     for await (const e of stack.client.workflow.list({ query: `WorkflowId = '${batchId}'` })) {
       const history = await stack.client.workflow.getHandle(batchId, e.runId).fetchHistory();
@@ -122,10 +140,6 @@ test(
       // runs the task again with them. Routine, and not a limit. Anything else (a limit, a nondeterminism) fails.
       expect(r.wftFailures.filter((c) => c !== 'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND')).toEqual([]);
     }
-    const completedChildren = await stack.client.workflow.count(
-      `PubflowParent = '${batchId}' AND WorkflowType = 'publishSingle' AND ExecutionStatus = 'Completed'`,
-    );
-    expect(completedChildren.count).toBe(N);
 
     // Act: Redis wiped; the reconciler rebuilds from Temporal.
     await stack.redis.flushall();
