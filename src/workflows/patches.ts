@@ -12,3 +12,9 @@ export const PATCH_DOC_MEMO = 'pubflow-doc-memo';
  * changes. Runs started before it replay with regular activities and a report per version.
  */
 export const PATCH_QUEUE_GATES = 'pubflow-queue-gates';
+
+/**
+ * The batch writes its document at the first workflow task past its once-a-second deadline, not only when its timer
+ * fires. Runs started before it replay waiting for the timer.
+ */
+export const PATCH_BATCH_DOC_LIVE = 'pubflow-batch-doc-live';
