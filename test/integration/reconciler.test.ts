@@ -73,6 +73,15 @@ function start(taskQueue: string, id = `rc-${randomUUID()}`): Promise<WorkflowHa
 const run = (driver: ScriptedDriver, fn: (taskQueue: string) => Promise<void>, uploadConcurrency = 3) =>
   withWorker({ connection: native, harness: h, drivers: [driver], uploadConcurrency }, fn);
 
+/** A task whose upload hangs, terminated by an operator once it runs: its workflow never wrote how it ended. */
+const terminatedMidUpload = (fn: (hd: WorkflowHandle<typeof publishSingle>, runningDoc: TaskDoc) => Promise<void>) =>
+  run(new ScriptedDriver().then(hangUntilAborted), async (taskQueue) => {
+    const hd = await start(taskQueue);
+    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
+    await hd.terminate('operator stopped it'); // answered once the server has terminated the run
+    await fn(hd, runningDoc);
+  });
+
 const reconcileNow = (over: Partial<Parameters<typeof reconcile>[0]> = {}): Promise<ReconcileReport> =>
   reconcile({ client, store: h.store, log, queryTimeoutMs: 3000, ...over });
 
@@ -264,12 +273,7 @@ test("a closed task's document that differs from Temporal's at the same version 
 });
 
 test('a workflow terminated mid-upload no longer shows as running: failed, Unconfirmed, one version on', async () => {
-  const driver = new ScriptedDriver().then(hangUntilAborted);
-  await run(driver, async (taskQueue) => {
-    const hd = await start(taskQueue);
-    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
-    await hd.terminate('operator stopped it');
-
+  await terminatedMidUpload(async (hd, runningDoc) => {
     const first = await reconcileNow();
     const second = await reconcileNow();
 
@@ -290,13 +294,7 @@ test('a workflow terminated mid-upload no longer shows as running: failed, Uncon
 });
 
 test('a terminated task that the listing misses (closed before the window, or not yet visible) is settled by the sweep', async () => {
-  const driver = new ScriptedDriver().then(hangUntilAborted);
-  await run(driver, async (taskQueue) => {
-    const hd = await start(taskQueue);
-    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
-    await hd.terminate('operator stopped it');
-    await eventually(async () => (await hd.describe()).status.name === 'TERMINATED' || undefined, 10_000);
-
+  await terminatedMidUpload(async (hd, runningDoc) => {
     // A window of 0 days lists open tasks only; the document is minutes young, as with visibility lagging.
     const report = await reconcileNow({ windowDays: 0 });
 
@@ -312,12 +310,7 @@ test('a terminated task that the listing misses (closed before the window, or no
 });
 
 test('a task stopped longer ago than a document lives, still shown as running, is removed rather than settled', async () => {
-  const driver = new ScriptedDriver().then(hangUntilAborted);
-  await run(driver, async (taskQueue) => {
-    const hd = await start(taskQueue);
-    await docWhere(hd.workflowId, (d) => d.status === 'running');
-    await hd.terminate('operator stopped it');
-    await eventually(async () => (await hd.describe()).status.name === 'TERMINATED' || undefined, 10_000);
+  await terminatedMidUpload(async (hd) => {
     await new Promise((r) => setTimeout(r, 2100));
     // Documents that live 1 s: the task stopped longer ago than that, so its settled document would have expired.
     const shortLived = new ProjectionStore(h.redis, { ttlSeconds: 1 });
@@ -332,11 +325,7 @@ test('a task stopped longer ago than a document lives, still shown as running, i
 });
 
 test('a terminated task is settled from the newest document: Redis ahead of the memo gives the next version', async () => {
-  const driver = new ScriptedDriver().then(hangUntilAborted);
-  await run(driver, async (taskQueue) => {
-    const hd = await start(taskQueue);
-    const runningDoc = await docWhere(hd.workflowId, (d) => d.status === 'running');
-    await hd.terminate('operator stopped it');
+  await terminatedMidUpload(async (hd, runningDoc) => {
     // The memo changes with the status only; the projection may hold later versions of the same status, which is
     // all a reconciler has when the query cannot answer.
     const ahead: TaskDoc = { ...runningDoc, version: runningDoc.version + 2 };
