@@ -293,18 +293,19 @@ test('a workflow terminated mid-upload no longer shows as running: failed, Uncon
   });
 });
 
+/** The reconcile wrote this stopped task as failed, Unconfirmed (its upload may have gone out), at `version`. */
+async function expectSettledUnconfirmed(report: ReconcileReport, taskId: string, version: number) {
+  expect(report.errorSamples).toEqual([]);
+  expect(report.changed.written).toContain(taskId);
+  expect(await stored(taskId)).toMatchObject({ status: 'failed', error_kind: 'Unconfirmed', version });
+}
+
 test('a terminated task that the listing misses (closed before the window, or not yet visible) is settled by the sweep', async () => {
   await terminatedMidUpload(async (hd, runningDoc) => {
     // A window of 0 days lists open tasks only; the document is minutes young, as with visibility lagging.
     const report = await reconcileNow({ windowDays: 0 });
 
-    expect(report.errorSamples).toEqual([]);
-    expect(report.changed.written).toContain(hd.workflowId);
-    expect(await stored(hd.workflowId)).toMatchObject({
-      status: 'failed',
-      error_kind: 'Unconfirmed',
-      version: runningDoc.version + 1,
-    });
+    await expectSettledUnconfirmed(report, hd.workflowId, runningDoc.version + 1);
     expect((await reconcileNow({ windowDays: 0 })).changed.written).not.toContain(hd.workflowId);
   });
 });
@@ -333,13 +334,7 @@ test('a terminated task is settled from the newest document: Redis ahead of the 
 
     const report = await reconcileNow();
 
-    expect(report.errorSamples).toEqual([]);
-    expect(report.changed.written).toContain(hd.workflowId);
-    expect(await stored(hd.workflowId)).toMatchObject({
-      status: 'failed',
-      error_kind: 'Unconfirmed',
-      version: ahead.version + 1,
-    });
+    await expectSettledUnconfirmed(report, hd.workflowId, ahead.version + 1);
   });
 });
 
