@@ -52,4 +52,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The client side (API, service, the reconcile command) talks to workflows through their contracts in
+    // src/shared/ only: loading workflow modules there would run workflow code outside the sandbox and blur the layers.
+    files: ['src/api/**/*.ts', 'src/service/**/*.ts', 'src/api.ts', 'src/reconcile.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)workflows(/|$)',
+              message: 'The API and the service import workflow contracts from src/shared/, never src/workflows/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -8,7 +8,6 @@ import { createLogger } from './log';
 import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
-import { TaskControl } from './projection/task-control';
 import { TaskStateManager } from './projection/task-state-manager';
 
 export { createApp } from './api/app';
@@ -23,7 +22,7 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   const app = createApp({
     client,
     redis,
-    tsm: new TaskStateManager(redis, new TaskControl(client, store)),
+    tsm: new TaskStateManager(redis),
     store,
     accounts: loadAccounts(config.accountsFile),
     drivers: createDefaultDrivers({

@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import Redis from 'ioredis';
 import { loadConfig, type Config } from './config';
 import type { Logger } from './log';
-import { reconcile, type ReconcileReport } from './projection/reconciler';
+import { reconcile, type ReconcileReport } from './service/reconciler';
 import { ProjectionStore } from './projection/store';
 
 /** JSON lines on stderr, so stdout carries only the report (`make reconcile | jq`). */

@@ -1,4 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { WORKFLOW_TYPES } from './shared/workflow-contracts';
 
 export const PRUNE_SCHEDULE_ID = 'pubflow-prune-projection';
 export const RECONCILE_SCHEDULE_ID = 'pubflow-reconcile-projection';
@@ -18,10 +19,10 @@ export interface ScheduleOptions {
  */
 export async function ensureSchedules(client: Client, opts: ScheduleOptions): Promise<'created' | 'exists'> {
   const schedules = [
-    { scheduleId: PRUNE_SCHEDULE_ID, workflowType: 'pruneProjectionWorkflow', every: opts.pruneIntervalMs },
+    { scheduleId: PRUNE_SCHEDULE_ID, workflowType: WORKFLOW_TYPES.pruneProjection, every: opts.pruneIntervalMs },
     {
       scheduleId: RECONCILE_SCHEDULE_ID,
-      workflowType: 'reconcileProjectionWorkflow',
+      workflowType: WORKFLOW_TYPES.reconcileProjection,
       every: opts.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
     },
   ];

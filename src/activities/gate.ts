@@ -20,6 +20,7 @@ import {
 } from '../shared/definitions';
 import { withAccountLimits } from '../shared/policy';
 import type { Logger } from '../log';
+import { WORKFLOW_TYPES } from '../shared/workflow-contracts';
 
 export interface GateDeps {
   accounts: AccountRegistry;
@@ -34,15 +35,18 @@ export function createGateActivities(deps: GateDeps): GateActivities {
       const client = deps.client ?? Context.current().client;
       const queued: GateRequest = kind === 'account' ? withAccountSettings(request, deps.accounts, key) : request;
       try {
-        await client.workflow.signalWithStart(kind === 'account' ? 'accountGate' : 'platformGate', {
-          workflowId: gateId,
-          taskQueue,
-          args: [{ kind, key }],
-          signal: gateRequestSignal,
-          signalArgs: [queued],
-          // The gates' own workflow tasks go first: every waiting task depends on them.
-          priority: { priorityKey: 1 },
-        });
+        await client.workflow.signalWithStart(
+          kind === 'account' ? WORKFLOW_TYPES.accountGate : WORKFLOW_TYPES.platformGate,
+          {
+            workflowId: gateId,
+            taskQueue,
+            args: [{ kind, key }],
+            signal: gateRequestSignal,
+            signalArgs: [queued],
+            // The gates' own workflow tasks go first: every waiting task depends on them.
+            priority: { priorityKey: 1 },
+          },
+        );
       } catch (err) {
         // A server where signal-with-start is not atomic (the time-skipping test server) lets a concurrent start win:
         // the gate is running now, so a plain signal reaches it.

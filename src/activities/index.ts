@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DriverRegistry } from '../platforms';
 import type { AccountRegistry } from '../platforms/accounts';
-import { reconcile, type ReconcileReport } from '../projection/reconciler';
+import { reconcile, type ReconcileReport } from '../service/reconciler';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
 import type { Logger } from '../log';

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../log';
-import { TaskNotFoundError, TaskStateConflictError } from '../projection/task-control';
+import {
+  ConflictError,
+  IdempotencyMismatchError,
+  InvalidInputError,
+  NotFoundError,
+  TooLargeError,
+} from '../service/errors';
 
 /** An error with an HTTP status: `{"error": {"code", "message", "details"}}`. */
 export class ApiError extends Error {
@@ -22,6 +28,13 @@ export const notFound = (what: string) => new ApiError(404, 'not_found', `${what
 export const conflict = (code: string, message: string, details: unknown = null) =>
   new ApiError(409, code, message, details);
 
+/** Parses a request part with its schema and passes the parsed value on; a 400 naming every bad field otherwise. */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw fromZod(where, r.error);
+  return r.data;
+}
+
 /** zod issues -> 400 naming each offending field (`body.video.path`, `query.limit`, `items[3].title`). */
 export function fromZod(where: string, error: z.ZodError): ApiError {
   const details = error.issues.map((i) => ({ field: fieldName(where, i.path), message: i.message }));
@@ -35,18 +48,25 @@ export function fieldName(where: string, path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
+/** The service's refusals as HTTP errors; null for anything unexpected. */
+function fromServiceError(err: unknown): ApiError | null {
+  if (err instanceof ApiError) return err;
+  if (err instanceof InvalidInputError) return new ApiError(400, 'invalid_request', err.message, err.issues);
+  if (err instanceof NotFoundError) return new ApiError(404, 'not_found', err.message);
+  if (err instanceof ConflictError) return new ApiError(409, err.code, err.message, err.details);
+  if (err instanceof TooLargeError) return new ApiError(413, err.code, err.message, err.details);
+  if (err instanceof IdempotencyMismatchError)
+    return new ApiError(422, 'idempotency_mismatch', err.message, { taskId: err.taskId });
+  return null;
+}
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, _req, res, _next) => {
-    if (err instanceof TaskNotFoundError) {
-      res.status(404).json({ error: { code: 'not_found', message: err.message, details: null } });
-      return;
-    }
-    if (err instanceof TaskStateConflictError) {
-      res.status(409).json({ error: { code: err.code, message: err.message, details: null } });
-      return;
-    }
-    if (err instanceof ApiError) {
-      res.status(err.status).json({ error: { code: err.code, message: err.message, details: err.details } });
+    const mapped = fromServiceError(err);
+    if (mapped) {
+      res
+        .status(mapped.status)
+        .json({ error: { code: mapped.code, message: mapped.message, details: mapped.details } });
       return;
     }
     // express.json() parse errors and oversized bodies

@@ -1,5 +1,6 @@
 /**
- * The read side of the projection, offering the old Python `task_state_manager` API.
+ * The read side of the projection, offering the old Python `task_state_manager` API's reads (its cancel and delete,
+ * which act on Temporal first, are use cases of the service layer: src/service/task-control.ts).
  * Lists come from the sorted-set indexes (never KEYS, never a read of every document).
  */
 import type { Redis } from 'ioredis';
@@ -19,7 +20,6 @@ import {
   typeIndex,
 } from './keys';
 import { LuaScript } from './lua';
-import type { CancelOutcome, DeleteOutcome, TaskControl } from './task-control';
 
 export interface Paging {
   /** Default 50. */
@@ -96,27 +96,7 @@ function checkPaging({ limit = 50, offset = 0 }: Paging): { limit: number; offse
 const parseDoc = (raw: string): TaskDoc => JSON.parse(raw) as TaskDoc;
 
 export class TaskStateManager {
-  /** `control` (Temporal + the store) enables cancelTask and deleteTask; reads need only Redis. */
-  constructor(
-    private readonly redis: Redis,
-    private readonly control?: TaskControl,
-  ) {}
-
-  /** Cancels the task's workflow (see TaskControl.cancel). */
-  async cancelTask(taskId: string, opts: { waitMs?: number } = {}): Promise<CancelOutcome> {
-    return this.requireControl().cancel(taskId, opts);
-  }
-
-  /** Deletes the task's document and index entries (see TaskControl.delete). */
-  async deleteTask(taskId: string, opts: { force?: boolean } = {}): Promise<DeleteOutcome> {
-    return this.requireControl().delete(taskId, await this.getTaskState(taskId), opts);
-  }
-
-  private requireControl(): TaskControl {
-    if (!this.control)
-      throw new Error('TaskStateManager was built without a Temporal client: cancel/delete unavailable');
-    return this.control;
-  }
+  constructor(private readonly redis: Redis) {}
 
   /** The exact stored JSON, so HTTP can return the same bytes as `redis-cli GET celery:task:<id>`. */
   async getRaw(taskId: string): Promise<string | null> {

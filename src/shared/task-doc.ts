@@ -1,4 +1,5 @@
-import type { PublishRequest, TaskDoc, TaskType } from './types';
+import type { BatchCounts, PublishRequest, TaskDoc, TaskType } from './types';
+import type { BatchSpacing } from './workflow-contracts';
 
 /**
  * A task's first document (status pending, version 1). The API writes it the moment it accepts a task, so the
@@ -71,3 +72,34 @@ export function pendingDoc(a: {
  * (by the API, or by the batch for its children) and kept current by the projector on every status change.
  */
 export const DOC_MEMO_KEY = 'pubflowDoc';
+
+export function emptyCounts(total: number): BatchCounts {
+  return { total, pending: total, running: 0, success: 0, failed: 0, cancelled: 0 };
+}
+
+/** The batch's first document (status pending, version 1), written by the API the moment it accepts a batch. */
+export function initialBatchDoc(args: {
+  taskId: string;
+  total: number;
+  concurrency: number;
+  spacing?: BatchSpacing;
+  priority: number;
+  createdAt: string;
+  runId: string | null;
+}): TaskDoc {
+  return {
+    ...pendingDoc({
+      taskId: args.taskId,
+      taskType: 'batch_publish',
+      data: { total: args.total, concurrency: args.concurrency, spacing: args.spacing ?? null },
+      priority: args.priority,
+      parentTaskId: null,
+      createdAt: args.createdAt,
+      runId: args.runId,
+      platform: null,
+      accountId: null,
+      scheduledFor: null,
+    }),
+    counts: emptyCounts(args.total),
+  };
+}

@@ -111,8 +111,3 @@ export interface BatchCounts {
   failed: number;
   cancelled: number;
 }
-
-/** The request as stored in the projection's `data` field (no secrets exist in a request). */
-export function requestData(req: PublishRequest): Record<string, unknown> {
-  return { ...req };
-}

@@ -29,66 +29,17 @@ import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../sh
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
-import { DOC_MEMO_KEY, initialTaskDoc, pendingDoc } from '../shared/task-doc';
+import { DOC_MEMO_KEY, initialBatchDoc, initialTaskDoc } from '../shared/task-doc';
 import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
+import {
+  WORKFLOW_TYPES,
+  type BatchState,
+  type PublishBatchInput,
+  type PublishBatchOutput,
+} from '../shared/workflow-contracts';
 import { PATCH_BATCH_DOC_LIVE } from './patches';
 import { writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
-
-export interface BatchSpacing {
-  intervalSeconds: number;
-  jitterSeconds: number;
-}
-
-/** Carried across continue-as-new; compact so that a 100,000-item batch still fits in one payload. */
-export interface BatchState {
-  total: number;
-  /** Index of `items[0]`: every item before it has been started, so its request is no longer carried. */
-  offset: number;
-  /** One character per item: the CODE of its child (see below). */
-  codes: string;
-  /** Highest child document version seen, for children started and not yet terminal (index -> version). */
-  versions: Record<string, number>;
-  docVersion: number;
-  createdAt: string;
-  startedAt: string;
-  /** When the batch last became settled (null while any child is unsettled). */
-  completedAt: string | null;
-  /** Start failures other than "already started" (rare; the batch records them rather than failing). */
-  lastError: string | null;
-  runs: number;
-}
-
-export interface PublishBatchInput {
-  /**
-   * The items still to start (all of them on the first run). Each is final: the API has already merged the
-   * batch's `defaults` under it, so an item's priority is the batch's unless the item set its own.
-   */
-  items: PublishRequest[];
-  /**
-   * Policies resolved by the API (the workflow stays deterministic), keyed by platform, or by
-   * `<platform>/<accountId>` where an account has its own (e.g. its rate limits); the account's key wins.
-   */
-  policies: Record<string, PublishPolicy>;
-  /** At most this many children in flight (started and not settled). */
-  concurrency: number;
-  /** Child i starts no earlier than the batch's start + i × interval + a deterministic jitter in [0, jitter]. */
-  spacing?: BatchSpacing;
-  /** When the API accepted the batch (ISO); defaults to the workflow's start time. */
-  createdAt?: string;
-  /** The batch's own priority (0..9), shown in its document. */
-  priority?: number;
-  /** Set by the batch itself when it continues as new. */
-  state?: BatchState;
-  /** Testing knob: continue as new after this many child starts and status signals in one run. */
-  continueAsNewAfter?: number;
-}
-
-export interface PublishBatchOutput {
-  taskId: string;
-  status: TaskStatus;
-  counts: BatchCounts;
-}
 
 /**
  * Per-item codes. Settled (frees a window slot): SUCCESS, IN_REVIEW, FAILED, CANCELLED.
@@ -144,37 +95,6 @@ function encodeCodes(codes: Uint8Array): string {
 
 export function policyFor(policies: Record<string, PublishPolicy>, r: PublishRequest): PublishPolicy {
   return policies[`${r.platform}/${r.accountId}`] ?? policies[r.platform] ?? DEFAULT_POLICY;
-}
-
-export function emptyCounts(total: number): BatchCounts {
-  return { total, pending: total, running: 0, success: 0, failed: 0, cancelled: 0 };
-}
-
-/** The batch's first document (status pending, version 1), written by the API the moment it accepts a batch. */
-export function initialBatchDoc(args: {
-  taskId: string;
-  total: number;
-  concurrency: number;
-  spacing?: BatchSpacing;
-  priority: number;
-  createdAt: string;
-  runId: string | null;
-}): TaskDoc {
-  return {
-    ...pendingDoc({
-      taskId: args.taskId,
-      taskType: 'batch_publish',
-      data: { total: args.total, concurrency: args.concurrency, spacing: args.spacing ?? null },
-      priority: args.priority,
-      parentTaskId: null,
-      createdAt: args.createdAt,
-      runId: args.runId,
-      platform: null,
-      accountId: null,
-      scheduledFor: null,
-    }),
-    counts: emptyCounts(args.total),
-  };
 }
 
 export async function publishBatch(input: PublishBatchInput): Promise<PublishBatchOutput> {
@@ -339,7 +259,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
     // Non-cancellable: a start in flight always completes, so on cancel the batch knows every child that exists
     // and cancels it explicitly (children of earlier runs are beyond the reach of this run's scope anyway).
     void CancellationScope.nonCancellable(() =>
-      startChild<typeof publishSingle>('publishSingle', {
+      startChild<typeof publishSingle>(WORKFLOW_TYPES.publishSingle, {
         workflowId: `${batchId}-${i}`,
         args: [
           {

@@ -31,32 +31,15 @@ import {
   type ReviewDecision,
   type ReviewOutcome,
 } from '../shared/definitions';
-import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
+import { DEFAULT_POLICY } from '../shared/policy';
 import { priorityKey } from '../shared/priority';
 import { uploadQueueFor } from '../shared/task-queues';
 import type { ErrorKind, PublishRequest, PublishResult, RetryPatch, TaskDoc } from '../shared/types';
 import { initialTaskDoc } from '../shared/task-doc';
+import type { PublishSingleInput, PublishSingleOutput } from '../shared/workflow-contracts';
 import { GateTurns } from './account-gate';
 import { Projector } from './projector';
 import { PATCH_QUEUE_GATES } from './patches';
-
-export interface PublishSingleInput {
-  request: PublishRequest;
-  policy?: PublishPolicy;
-  /** The batch this task belongs to, if any. */
-  parentTaskId?: string | null;
-  /** Position in the batch. */
-  index?: number;
-  /** When the API accepted the request (ISO); defaults to the workflow's start time. */
-  createdAt?: string;
-}
-
-export interface PublishSingleOutput {
-  taskId: string;
-  status: TaskDoc['status'];
-  result: PublishResult | null;
-  attempts: number;
-}
 
 /** Error kinds where nothing can have reached the platform, so an automatic retry cannot publish twice. */
 const SAFE_TO_RETRY: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['RateLimited', 'NotSent']);

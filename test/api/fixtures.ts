@@ -18,7 +18,6 @@ import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms'
 import { loadAccounts } from '../../src/platforms/accounts';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
-import { TaskControl } from '../../src/projection/task-control';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
@@ -193,7 +192,7 @@ async function wire(
   const app = createApp({
     client,
     redis: apiRedis,
-    tsm: new TaskStateManager(apiRedis, new TaskControl(client, apiStore)),
+    tsm: new TaskStateManager(apiRedis),
     store: apiStore,
     accounts,
     drivers,

@@ -8,11 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import express from 'express';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { registerAccountRoutes } from '../../src/api/accounts';
-import { errorHandler } from '../../src/api/errors';
+import { createApp } from '../../src/api/app';
 import { createActivities } from '../../src/activities';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
@@ -293,9 +291,21 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
     tracker,
     { hold: takes(1500), expired: async () => Promise.reject(authExpired('401 from the platform')) },
     async (tq) => {
-      const api = express.Router();
-      registerAccountRoutes(api, { client, accounts: h.accounts, config: { temporal: { taskQueue: tq } } });
-      const app = express().use('/api/v1', api).use(errorHandler(log));
+      const app = createApp({
+        client,
+        redis: h.redis,
+        store: h.store,
+        tsm: h.tsm,
+        accounts: h.accounts,
+        drivers: new DriverRegistry([]),
+        config: {
+          mediaRoot: '/nonexistent',
+          policyFor: () => DEFAULT_POLICY,
+          temporal: { address: dev.address, namespace: 'default', taskQueue: tq },
+          scheduleHorizonMs: 0,
+        },
+        log,
+      });
 
       const warmup = await start(tq, { title: 'hold' });
       await eventually(async () => tracker.calls.length === 1);

@@ -11,7 +11,7 @@
 import { temporal } from '@temporalio/proto';
 import request from 'supertest';
 import { createLogger } from '../../src/log';
-import { reconcile } from '../../src/projection/reconciler';
+import { reconcile } from '../../src/service/reconciler';
 import { ProjectionStore } from '../../src/projection/store';
 import type { BatchCounts, TaskDoc } from '../../src/shared/types';
 import { startApiStack, type ApiStack } from '../api/fixtures';

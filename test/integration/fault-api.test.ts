@@ -3,7 +3,7 @@
  * Idempotency-Keys, then started again; the clients retry the same keys. Real processes: dev server,
  * redis-server (AOF), `node lib/worker.js`, `node lib/api.js`; the platform is a local webhook endpoint.
  */
-import { idempotentTaskId } from '../../src/api/app';
+import { idempotentId } from '../../src/service/publish';
 import {
   converge,
   expectProjectionMatchesTruth,
@@ -127,7 +127,7 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
   );
 
   // Assert: one task per key, everywhere.
-  const ids = subs.map((s) => idempotentTaskId('pub', s.key));
+  const ids = subs.map((s) => idempotentId('pub', s.key));
   subs.forEach((s, i) => {
     expect({ key: s.key, taskIds: [...s.taskIds] }).toEqual({ key: s.key, taskIds: [ids[i]] });
     expect(s.answers.filter((a) => a === 202).length).toBeLessThanOrEqual(1);

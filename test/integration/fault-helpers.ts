@@ -26,7 +26,7 @@ import {
   taskKey,
   typeIndex,
 } from '../../src/projection/keys';
-import { TASK_WORKFLOW_TYPES } from '../../src/projection/reconciler';
+import { TASK_WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
 import { TaskStateManager, type QueueStats } from '../../src/projection/task-state-manager';
 import { PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';
 import { taskStateQuery } from '../../src/shared/definitions';

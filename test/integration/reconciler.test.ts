@@ -9,7 +9,7 @@ import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { contentRejected } from '../../src/platforms/types';
 import { INDEX_PATTERNS, statusIndex, taskKey, tombstoneKey } from '../../src/projection/keys';
-import { reconcile, type ReconcileReport } from '../../src/projection/reconciler';
+import { reconcile, type ReconcileReport } from '../../src/service/reconciler';
 import { ProjectionStore } from '../../src/projection/store';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { ensureSchedules, PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';

@@ -3,6 +3,8 @@
  * activities and a real redis-server; only the platform is scripted. Also the batch routes, through supertest.
  */
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -11,20 +13,20 @@ import {
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import express from 'express';
 import request from 'supertest';
-import { idempotentBatchId, registerBatchRoutes } from '../../src/api/batch';
-import { badRequest, errorHandler } from '../../src/api/errors';
+import { createApp } from '../../src/api/app';
 import { createLogger } from '../../src/log';
+import { DriverRegistry } from '../../src/platforms';
+import { idempotentId } from '../../src/service/publish';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import { accountGateId, childStatusSignal, reviewDecisionUpdate, taskStateQuery } from '../../src/shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishBatch } from '../../src/workflows';
-import type { PublishBatchInput } from '../../src/workflows/publish-batch';
+import type { PublishBatchInput } from '../../src/shared/workflow-contracts';
 import { eventually, projectionHarness, withWorker, writeAccountsFile, type Harness } from '../helpers/harness';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
-import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
+import { createTimeSkippingEnv, startRedis, tempDir, type RedisServer } from '../helpers/servers';
 
 let env: TestWorkflowEnvironment;
 let redisServer: RedisServer;
@@ -298,29 +300,29 @@ test('a batch forced to continue as new keeps its counts true across runs', asyn
 });
 
 describe('batch routes', () => {
-  /** The batch routes on a bare router, with a toRequest that checks the account (createApp's does more). */
+  /** The API on this file's servers (createApp, so the service checks accounts and media as in production). */
+  const mediaRoot = tempDir('batch-routes-media');
+  writeFileSync(path.join(mediaRoot, 'v.mp4'), 'video');
   function app(taskQueue: string) {
-    const api = express.Router();
-    registerBatchRoutes(api, {
+    return createApp({
       client: env.client,
+      redis: h.redis,
       store: h.store,
       tsm: h.tsm,
-      log: createLogger('test-api', { silent: true }),
-      config: { temporal: { address: '', namespace: 'default', taskQueue }, policyFor: () => policy },
-      toRequest: (body, where) => {
-        if (!h.accounts.get(body.accountId)) throw badRequest(`${where}.accountId`, 'unknown account');
-        return { ...body };
+      accounts: h.accounts,
+      drivers: new DriverRegistry([new ScriptedDriver()]),
+      config: {
+        mediaRoot,
+        policyFor: () => policy,
+        temporal: { address: '', namespace: 'default', taskQueue },
+        scheduleHorizonMs: 90 * 86_400_000,
       },
+      log: createLogger('test-api', { silent: true }),
     });
-    const a = express();
-    a.use(express.json({ limit: '50mb' }));
-    a.use('/api/v1', api);
-    a.use(errorHandler(createLogger('test-api', { silent: true })));
-    return a;
   }
 
   const body = (items: unknown[]) => ({
-    defaults: { platform: 'scripted', accountId: 'acct-1', video: { path: '/media/v.mp4' } },
+    defaults: { platform: 'scripted', accountId: 'acct-1', video: { path: 'v.mp4' } },
     items,
     concurrency: 2,
   });
@@ -335,7 +337,7 @@ describe('batch routes', () => {
     expect(res.body.error.code).toBe('invalid_request');
     const fields = (res.body.error.details as { field: string }[]).map((d) => d.field);
     expect(fields).toEqual(['items[1].title', 'items[2].accountId', 'items[3].priority']);
-    await expect(env.client.workflow.getHandle(idempotentBatchId(key)).describe()).rejects.toBeInstanceOf(
+    await expect(env.client.workflow.getHandle(idempotentId('batch', key)).describe()).rejects.toBeInstanceOf(
       WorkflowNotFoundError,
     );
   });

@@ -1,30 +1,16 @@
 /**
  * Cancel and delete: the two write operations of the old task_state_manager API. They act on Temporal (the truth)
- * and then on the projection; TaskStateManager offers them, and the HTTP API maps their errors to 404 and 409.
+ * and then on the projection. Only task workflows answer to a task id: an internal workflow (a gate, a schedule's
+ * run) is "not found".
  */
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { accountGateId, gateRunClosedSignal, platformGateId } from '../shared/definitions';
 import type { TaskDoc } from '../shared/types';
-import { parentIndex } from './keys';
-import type { ProjectionStore } from './store';
-
-export class TaskNotFoundError extends Error {
-  override readonly name = 'TaskNotFoundError';
-  constructor(readonly taskId: string) {
-    super(`task ${taskId} not found`);
-  }
-}
-
-/** The task's state does not allow the request (HTTP 409). */
-export class TaskStateConflictError extends Error {
-  override readonly name = 'TaskStateConflictError';
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { WORKFLOW_TYPES } from '../shared/workflow-contracts';
+import { ConflictError, NotFoundError } from './errors';
+import { describeTask } from './temporal';
+import { parentIndex } from '../projection/keys';
+import type { ProjectionStore } from '../projection/store';
 
 export interface CancelOutcome {
   taskId: string;
@@ -53,13 +39,8 @@ export class TaskControl {
     private readonly store: ProjectionStore,
   ) {}
 
-  async describe(taskId: string): Promise<WorkflowExecutionDescription | null> {
-    try {
-      return await this.client.workflow.getHandle(taskId).describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
-      throw err;
-    }
+  describe(taskId: string): Promise<WorkflowExecutionDescription | null> {
+    return describeTask(this.client, taskId);
   }
 
   /** Resolves when the workflow closes or after `ms`, whichever is first. */
@@ -82,9 +63,9 @@ export class TaskControl {
   /** Cancels a pending, scheduled, running or in-review task; a running upload is aborted. */
   async cancel(taskId: string, opts: { waitMs?: number } = {}): Promise<CancelOutcome> {
     const d = await this.describe(taskId);
-    if (!d) throw new TaskNotFoundError(taskId);
+    if (!d) throw new NotFoundError(`task ${taskId}`);
     if (d.status.name !== 'RUNNING')
-      throw new TaskStateConflictError(
+      throw new ConflictError(
         'task_finished',
         `task ${taskId} has already finished (${d.status.name.toLowerCase()}); nothing to cancel`,
       );
@@ -93,7 +74,7 @@ export class TaskControl {
     const outcome = await this.settleWithin(taskId, opts.waitMs ?? 10_000);
     // The task had already reached its outcome and was only finishing its last status write.
     if (outcome === 'closed')
-      throw new TaskStateConflictError('task_finished', `task ${taskId} finished before the cancel took effect`);
+      throw new ConflictError('task_finished', `task ${taskId} finished before the cancel took effect`);
     return { taskId, status: outcome === 'cancelled' ? 'cancelled' : 'cancelling' };
   }
 
@@ -103,22 +84,22 @@ export class TaskControl {
    */
   async delete(taskId: string, stored: TaskDoc | null, opts: { force?: boolean } = {}): Promise<DeleteOutcome> {
     let d = await this.describe(taskId);
-    if (!d && !stored) throw new TaskNotFoundError(taskId);
+    if (!d && !stored) throw new NotFoundError(`task ${taskId}`);
     if (d?.status.name === 'RUNNING' && stored && isSettled(stored)) {
       await this.settleWithin(taskId, 5000);
       d = await this.describe(taskId);
     }
     const open = d?.status.name === 'RUNNING';
     if (open && !opts.force)
-      throw new TaskStateConflictError(
+      throw new ConflictError(
         'task_open',
         `task ${taskId} is still running; cancel it first, or delete with force=true to terminate it`,
       );
-    const isBatch = stored?.task_type === 'batch_publish' || d?.type === 'publishBatch';
+    const isBatch = stored?.task_type === 'batch_publish' || d?.type === WORKFLOW_TYPES.publishBatch;
     if (isBatch && !opts.force) {
       const openChildren = await this.childIds(taskId, true);
       if (openChildren.length > 0)
-        throw new TaskStateConflictError(
+        throw new ConflictError(
           'children_open',
           `${openChildren.length} children of batch ${taskId} are still running; cancel the batch first, or delete with force=true to terminate them`,
         );

@@ -19,11 +19,9 @@ import type { Logger } from '../log';
 import { taskStateQuery } from '../shared/definitions';
 import type { TaskDoc, TaskStatus } from '../shared/types';
 import { DOC_MEMO_KEY } from '../shared/task-doc';
-import { KEY_PREFIX, TASK_PATTERN, taskKey } from './keys';
-import type { ProjectionStore } from './store';
-
-/** The workflow types whose id is a task id (batch children are publishSingle). */
-export const TASK_WORKFLOW_TYPES = ['publishSingle', 'publishBatch'] as const;
+import { TASK_WORKFLOW_TYPES } from '../shared/workflow-contracts';
+import { KEY_PREFIX, TASK_PATTERN, taskKey } from '../projection/keys';
+import type { ProjectionStore } from '../projection/store';
 
 export interface ReconcileOptions {
   client: Client;
@@ -373,7 +371,11 @@ function unfinished(doc: TaskDoc | undefined): boolean {
   return doc !== undefined && (UNFINISHED.has(doc.status) || doc.review?.open === true);
 }
 
-/** Runs `fn` over the items with at most `limit` in flight. `fn` must not reject. */
+/**
+ * Runs `fn` over the items with at most `limit` in flight; `fn` must not reject. Not p-limit: the listing is an
+ * async iterable of possibly 100,000s of executions, and this waits for a free slot before pulling the next one,
+ * where p-limit would queue them all.
+ */
 async function forEachLimit<T>(
   items: AsyncIterable<T> | Iterable<T>,
   limit: number,

@@ -1,3 +1,0 @@
-export * from './keys';
-export * from './store';
-export * from './task-state-manager';

@@ -1,0 +1,59 @@
+/** One task by id: read it, cancel it, delete it, move its publish time. */
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { rescheduleUpdate, taskStateQuery } from '../shared/definitions';
+import type { TaskDoc } from '../shared/types';
+import type { ServiceDeps } from './deps';
+import { ConflictError, NotFoundError } from './errors';
+import { TaskControl, type CancelOutcome, type DeleteOutcome } from './task-control';
+import { describeTask } from './temporal';
+
+/** The stored JSON, byte for byte what `redis-cli GET celery:task:<id>` shows, or the live document from Temporal. */
+export type TaskRead = { raw: string } | { doc: TaskDoc };
+
+export function createTaskService(deps: ServiceDeps) {
+  const { client, tsm, store } = deps;
+  const control = new TaskControl(client, store);
+
+  return {
+    async getTask(taskId: string): Promise<TaskRead> {
+      const raw = await tsm.getRaw(taskId);
+      if (raw !== null) return { raw };
+      // Not in the mirror but still running (e.g. Redis was wiped): ask the truth, so a live task is never hidden.
+      // A finished task without a document has expired or was deleted: 404, as redis-cli GET would say.
+      const d = await describeTask(client, taskId);
+      if (!d || d.status.name !== 'RUNNING') throw new NotFoundError(`task ${taskId}`);
+      try {
+        return { doc: await client.workflow.getHandle(taskId).query(taskStateQuery) };
+      } catch {
+        throw new NotFoundError(`task ${taskId}`);
+      }
+    },
+
+    cancel(taskId: string): Promise<CancelOutcome> {
+      return control.cancel(taskId);
+    },
+
+    async remove(taskId: string, opts: { force: boolean }): Promise<DeleteOutcome> {
+      return control.delete(taskId, await tsm.getTaskState(taskId), opts);
+    },
+
+    /** Moves a scheduled task's publish time; only while it still waits for it. */
+    async reschedule(taskId: string, publishAt: string): Promise<{ taskId: string; scheduled_for: string }> {
+      const d = await describeTask(client, taskId);
+      if (!d) throw new NotFoundError(`task ${taskId}`);
+      if (d.status.name !== 'RUNNING')
+        throw new ConflictError('task_finished', `task ${taskId} has finished; nothing to reschedule`);
+      try {
+        const out = await client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [{ publishAt }] });
+        return { taskId, scheduled_for: out.publishAt };
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError)
+          throw new ConflictError(
+            'not_waiting',
+            err.cause?.message ?? `task ${taskId} is no longer waiting for its publish time`,
+          );
+        throw err;
+      }
+    },
+  };
+}
