@@ -12,7 +12,7 @@ import type { temporal } from '@temporalio/proto';
 import * as proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 
-type History = temporal.api.history.v1.IHistory;
+export type History = temporal.api.history.v1.IHistory;
 
 /** What this file uses of protobufjs 8's ext/protojson (the root protobufjs, 7, has no types for it). */
 interface ProtoJson {
