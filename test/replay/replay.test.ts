@@ -23,7 +23,8 @@ interface Fixture extends HistoryAndWorkflowId {
 }
 
 function loadFixtures(): Fixture[] {
-  return readdirSync(HISTORIES)
+  // Subfolders too: histories kept for a patch's old branch live in `before-<patch id>/` (CONTRIBUTING.md).
+  return readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => {
@@ -32,7 +33,7 @@ function loadFixtures(): Fixture[] {
       // The recorded id: the workflows derive ids from their own (children, gate tickets, signal targets).
       const workflowId = started?.workflowId;
       if (!started || !workflowId) throw new Error(`${f}: not a history from its first event`);
-      return { name: path.basename(f, '.json'), workflowId, workflowType: started.workflowType?.name ?? '', history };
+      return { name: f.slice(0, -'.json'.length), workflowId, workflowType: started.workflowType?.name ?? '', history };
     });
 }
 
