@@ -19,8 +19,6 @@ export interface ReviewOutcome {
 
 /** A person's decision on an open review. Validated: rejected unless a review is open. */
 export const reviewDecisionUpdate = defineUpdate<ReviewOutcome, [ReviewDecision]>('reviewDecision');
-/** The same decision as a signal (fire-and-forget); ignored when no review is open. */
-export const reviewDecisionSignal = defineSignal<[ReviewDecision]>('reviewDecisionSignal');
 
 /** The task's current document, the truth the Redis projection mirrors. */
 export const taskStateQuery = defineQuery<TaskDoc>('taskState');

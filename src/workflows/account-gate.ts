@@ -30,8 +30,6 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
-  patched,
-  proxyActivities,
   proxyLocalActivities,
   setHandler,
   upsertMemo,
@@ -57,19 +55,15 @@ import {
   type GateSnapshot,
 } from '../shared/definitions';
 import type { PublishPolicy } from '../shared/policy';
-import { PATCH_QUEUE_GATES } from './patches';
 
 // Reaching the gate must not fail the task: retried until it works (the request is deduplicated by its ticket).
 const enqueueOptions = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 } as const;
-const { enqueueAtGate } = proxyActivities<GateActivities>(enqueueOptions);
 // A local activity costs Temporal one marker instead of a task-queue round trip and a further workflow task (see
-// writeDoc in projector.ts). Behind a patch: runs that used the regular activity replay unchanged.
-const localGate = proxyLocalActivities<GateActivities>(enqueueOptions);
-const enqueue = (input: Parameters<GateActivities['enqueueAtGate']>[0]) =>
-  patched(PATCH_QUEUE_GATES) ? localGate.enqueueAtGate(input) : enqueueAtGate(input);
+// writeDoc in projector.ts).
+const { enqueueAtGate } = proxyLocalActivities<GateActivities>(enqueueOptions);
 
 export const WAITING_STAGE: Record<GateKind, string> = {
   account: 'waiting_for_account',
@@ -495,7 +489,7 @@ export class GateTurns {
     turn.tickets.push({ kind, gateId, ticket });
     const request: GateRequest = { ticket, workflowId, runId, ...fields };
     await CancellationScope.nonCancellable(() =>
-      enqueue({ kind, key, gateId, taskQueue: workflowInfo().taskQueue, request }),
+      enqueueAtGate({ kind, key, gateId, taskQueue: workflowInfo().taskQueue, request }),
     );
     // The request is in the gate's queue now (the signal is recorded before the activity returns).
     if (!entry.granted) this.onStage(entry.stage ?? WAITING_STAGE[kind]);

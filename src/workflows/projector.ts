@@ -10,7 +10,6 @@ import {
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   upsertMemo,
@@ -21,7 +20,6 @@ import { childStatusSignal } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { DOC_MEMO_KEY } from '../shared/task-doc';
 import type { TaskDoc } from '../shared/types';
-import { PATCH_DOC_MEMO, PATCH_QUEUE_GATES } from './patches';
 
 export const projectionOptions = {
   startToCloseTimeout: '15s',
@@ -29,7 +27,7 @@ export const projectionOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 } as const;
 
-const { projectTask, fileReview } = proxyActivities<ReturnType<typeof createActivities>>(projectionOptions);
+const { fileReview } = proxyActivities<ReturnType<typeof createActivities>>(projectionOptions);
 const local = proxyLocalActivities<ReturnType<typeof createActivities>>(projectionOptions);
 
 /**
@@ -38,12 +36,11 @@ const local = proxyLocalActivities<ReturnType<typeof createActivities>>(projecti
  * history events and a further workflow task; on a 2-core dev server the writes were most of the work of a batch
  * (see docs/benchmarks.md). The guarantees are the same: retried until Redis answers (the worker keeps the
  * workflow task alive meanwhile), versioned on the Redis side, never blocking the publish (the loop runs beside
- * it). Behind a patch: runs that wrote through the regular activity replay unchanged. Filing a review stays a
- * regular activity (`fileReview`): it is rare, and it is the review library's own entry point.
+ * it). Filing a review stays a regular activity (`fileReview`): it is rare, and it is the review library's own
+ * entry point.
  */
 export async function writeDoc(doc: TaskDoc): Promise<void> {
-  if (patched(PATCH_QUEUE_GATES)) await local.projectTask(doc);
-  else await projectTask(doc);
+  await local.projectTask(doc);
 }
 
 /**
@@ -55,10 +52,9 @@ const DOC_MEMO_MAX_CHARS = 64_000;
 
 /**
  * Mirrors the document into the workflow's memo. Called when the status changes or a review opens or closes, so
- * a closed workflow's memo is its final document. Behind a patch: workflows started before it replay unchanged.
+ * a closed workflow's memo is its final document.
  */
 export function memoizeDoc(doc: TaskDoc): void {
-  if (!patched(PATCH_DOC_MEMO)) return;
   const json = JSON.stringify(doc);
   upsertMemo({ [DOC_MEMO_KEY]: json.length <= DOC_MEMO_MAX_CHARS ? (JSON.parse(json) as TaskDoc) : null });
 }
@@ -117,12 +113,9 @@ export class Projector {
    * every signal is a write on the batch's one workflow, which all of its children share.
    */
   private async reportToParent(snapshot: TaskDoc): Promise<void> {
-    // Behind a patch: runs that reported every version replay unchanged.
-    if (patched(PATCH_QUEUE_GATES)) {
-      const key = `${snapshot.status}/${snapshot.review?.open === true}`;
-      if (key === this.lastReported) return;
-      this.lastReported = key;
-    }
+    const key = `${snapshot.status}/${snapshot.review?.open === true}`;
+    if (key === this.lastReported) return;
+    this.lastReported = key;
     try {
       await getExternalWorkflowHandle(this.parent.parentTaskId!).signal(childStatusSignal, {
         index: this.parent.index,

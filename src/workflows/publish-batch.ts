@@ -18,7 +18,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
-  patched,
   setHandler,
   sleep,
   startChild,
@@ -37,7 +36,6 @@ import {
   type PublishBatchInput,
   type PublishBatchOutput,
 } from '../shared/workflow-contracts';
-import { PATCH_BATCH_DOC_LIVE } from './patches';
 import { writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
 
@@ -206,14 +204,12 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
       // races its firing; the time-skipping test server then strands the run (temporalio/sdk-java#3088).
       const due = lastWriteAt + PROJECTION_INTERVAL_MS;
       if (due > Date.now()) {
-        if (patched(PATCH_BATCH_DOC_LIVE)) {
-          // The timer alone is not enough: during a burst of child starts the dev server fired this 1 s timer 132 s
-          // late, and the document stood still while hundreds of children finished. Any workflow task that runs
-          // past the deadline (a child's report, a start) writes as well; the timer covers a batch gone quiet.
-          let fired = false;
-          void sleep(due - Date.now()).then(() => (fired = true));
-          await condition(() => fired || Date.now() >= due);
-        } else await sleep(due - Date.now());
+        // The timer alone is not enough: during a burst of child starts the dev server fired this 1 s timer 132 s
+        // late, and the document stood still while hundreds of children finished. Any workflow task that runs
+        // past the deadline (a child's report, a start) writes as well; the timer covers a batch gone quiet.
+        let fired = false;
+        void sleep(due - Date.now()).then(() => (fired = true));
+        await condition(() => fired || Date.now() >= due);
       }
       const upTo = changes;
       doc.version++;

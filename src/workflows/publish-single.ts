@@ -15,7 +15,6 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -25,7 +24,6 @@ import {
 import type { createActivities } from '../activities';
 import {
   rescheduleUpdate,
-  reviewDecisionSignal,
   reviewDecisionUpdate,
   taskStateQuery,
   type ReviewDecision,
@@ -39,7 +37,6 @@ import { initialTaskDoc } from '../shared/task-doc';
 import type { PublishSingleInput, PublishSingleOutput } from '../shared/workflow-contracts';
 import { GateTurns } from './account-gate';
 import { Projector } from './projector';
-import { PATCH_QUEUE_GATES } from './patches';
 
 /** Error kinds where nothing can have reached the platform, so an automatic retry cannot publish twice. */
 const SAFE_TO_RETRY: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['RateLimited', 'NotSent']);
@@ -140,9 +137,6 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
       },
     },
   );
-  setHandler(reviewDecisionSignal, (d) => {
-    if (reviewOpen()) decision = d;
-  });
 
   // Scheduled publishing: wait on a durable timer until publishAt; a reschedule moves the deadline.
   let publishAt = request.publishAt ? Date.parse(request.publishAt) : undefined;
@@ -182,17 +176,14 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     waiting = false;
     for (;;) {
       const attempt = doc.attempt + 1;
-      // One upload at a time per account, within its rate limits (see account-gate.ts). Behind a patch: runs that
-      // started before the gates replay unchanged.
-      const turn = patched(PATCH_QUEUE_GATES)
-        ? await turns.acquire({
-            accountId: request.accountId,
-            platform: request.platform,
-            priority: request.priority,
-            submittedAt: Date.parse(doc.created_at),
-            policy,
-          })
-        : undefined;
+      // One upload at a time per account, within its rate limits (see account-gate.ts).
+      const turn = await turns.acquire({
+        accountId: request.accountId,
+        platform: request.platform,
+        priority: request.priority,
+        submittedAt: Date.parse(doc.created_at),
+        policy,
+      });
       let result: PublishResult | undefined;
       let failure: ClassifiedError | undefined;
       try {
@@ -214,15 +205,14 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         // Also on cancel and on failure. AuthExpired holds the account's queue; a platform "retry after" pauses it.
         // Sent now and confirmed before the run ends (a signal from a closed run is dropped), not awaited here: the
         // outcome's own writes go out alongside, one workflow task sooner.
-        if (turn)
-          releases.push(
-            turns.release(turn, {
-              ...(failure?.kind === 'AuthExpired' ? { needsLogin: { message: failure.message } } : {}),
-              ...(failure?.kind === 'RateLimited' && failure.retryAfterMs
-                ? { pauseUntil: Date.now() + failure.retryAfterMs }
-                : {}),
-            }),
-          );
+        releases.push(
+          turns.release(turn, {
+            ...(failure?.kind === 'AuthExpired' ? { needsLogin: { message: failure.message } } : {}),
+            ...(failure?.kind === 'RateLimited' && failure.retryAfterMs
+              ? { pauseUntil: Date.now() + failure.retryAfterMs }
+              : {}),
+          }),
+        );
       }
       if (!failure) {
         change({ status: 'success', result, progress: { percent: 100, stage: 'done' }, completed_at: now() });
