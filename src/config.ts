@@ -3,19 +3,23 @@
  * The README's configuration table mirrors this file.
  */
 import path from 'node:path';
+import ms from 'ms';
 import { z } from 'zod';
+import { LOG_LEVELS, type LogLevel } from './log';
 import { PlatformLimitsSchema } from './platforms/accounts';
 import { DEFAULT_POLICY, platformQueueLimits, type PlatformLimits, type PublishPolicy } from './shared/policy';
 import { DEFAULT_TASK_QUEUE } from './shared/task-queues';
 
-/** "30s", "10m", "2h", "7d" or plain milliseconds. */
+/**
+ * A duration as `ms` reads it ("500ms", "30s", "10m", "2h", "7d", "1.5h", "5 minutes") or plain milliseconds, in
+ * milliseconds. Negative and unparsable values are refused.
+ */
 export function parseDuration(value: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
-  if (!m) throw new Error(`not a duration: "${value}" (use e.g. 500ms, 30s, 10m, 2h, 7d)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
-  return Math.round(n * factor);
+  const text = value.trim();
+  const n = text === '' ? undefined : (ms(text as ms.StringValue) as number | undefined);
+  if (n === undefined || !Number.isFinite(n) || n < 0)
+    throw new Error(`not a duration: "${value}" (use e.g. 500ms, 30s, 10m, 2h, 7d)`);
+  return Math.round(n);
 }
 
 const duration = (fallback: string) =>
@@ -62,6 +66,9 @@ const EnvSchema = z.object({
    * `maxConcurrent`, e.g. {"webhook":{"minIntervalSeconds":0,"maxConcurrent":5}}.
    */
   PUBFLOW_PLATFORM_LIMITS: z.string().default('{}'),
+  PUBFLOW_LOG_LEVEL: z
+    .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.enum(LOG_LEVELS))
+    .default('info'),
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -74,6 +81,8 @@ export interface Config {
   mediaRoot: string;
   publishedDir: string;
   workerConcurrency: number;
+  /** PUBFLOW_LOG_LEVEL (createLogger reads the same variable). */
+  logLevel: LogLevel;
   statusTtlSeconds: number;
   shutdownGraceMs: number;
   pruneIntervalMs: number;
@@ -124,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaRoot: path.resolve(e.PUBFLOW_MEDIA_ROOT),
     publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
     workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
+    logLevel: e.PUBFLOW_LOG_LEVEL,
     statusTtlSeconds: Math.round(e.PUBFLOW_STATUS_TTL / 1000),
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
     pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,

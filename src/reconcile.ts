@@ -6,22 +6,12 @@
 import { Client, Connection } from '@temporalio/client';
 import Redis from 'ioredis';
 import { loadConfig, type Config } from './config';
-import type { Logger } from './log';
+import { createLogger } from './log';
 import { reconcile, type ReconcileReport } from './service/reconciler';
 import { ProjectionStore } from './projection/store';
 
-/** JSON lines on stderr, so stdout carries only the report (`make reconcile | jq`). */
-const log: Logger = (() => {
-  const write = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    process.stderr.write(
-      JSON.stringify({ ts: new Date().toISOString(), level, component: 'reconcile', msg, ...fields }) + '\n',
-    );
-  return {
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-  };
-})();
+/** The same JSON lines as every process, but on stderr, so stdout carries only the report (`make reconcile | jq`). */
+const log = createLogger('reconcile', { destination: 'stderr' });
 
 export async function runReconcile(config: Config = loadConfig()): Promise<ReconcileReport> {
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
@@ -48,7 +38,7 @@ if (require.main === module) {
       process.exitCode = report.errors > 0 ? 2 : 0;
     })
     .catch((err) => {
-      log.error('reconcile failed', { error: err instanceof Error ? err.stack : String(err) });
+      log.fatal('reconcile failed', { error: err instanceof Error ? err.stack : String(err) });
       process.exit(1);
     });
 }

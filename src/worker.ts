@@ -3,16 +3,17 @@
  * platform uploads on the upload queue with PUBFLOW_WORKER_CONCURRENCY slots. Start more processes to scale out.
  */
 import { Client, Connection as ClientConnection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadConfig, type Config } from './config';
-import { createLogger } from './log';
+import { createLogger, toTemporalLogger, type Logger, type LogLevel } from './log';
 import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
 import { ensureSchedules } from './schedules';
 import { uploadQueueFor } from './shared/task-queues';
+import { prebuiltWorkflowBundle } from './prebuilt-workflows';
 
 export interface PubflowWorkersOptions {
   connection: NativeConnection;
@@ -21,8 +22,13 @@ export interface PubflowWorkersOptions {
   deps: ActivityDeps;
   uploadConcurrency: number;
   shutdownGraceMs?: number;
-  /** Pre-bundled workflow code (tests bundle once per file); defaults to bundling ./workflows. */
+  /**
+   * Pre-bundled workflow code: the worker process passes lib/workflow-bundle.js (built by `npm run build`), tests
+   * their own bundle. Without it (nor workflowsPath) the worker bundles ./workflows at start.
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Workflow source to bundle at start (tests); ignored when workflowBundle is given. */
+  workflowsPath?: string;
 }
 
 /** The two workers of one pubflow process. Run them together; shutting one down shuts both. */
@@ -31,7 +37,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
   const { upload, ...bookkeeping } = activities;
   const workflowSource = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve('./workflows') };
+    : { workflowsPath: opts.workflowsPath ?? require.resolve('./workflows') };
   const shutdownGraceTime = opts.shutdownGraceMs ?? 30_000;
   const main = await Worker.create({
     connection: opts.connection,
@@ -66,8 +72,24 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
   };
 }
 
+/**
+ * Routes the SDK's own lines (the core's, workflow `log` through the logger sink, activity `Context.current().log`)
+ * to our logger, so a worker process writes one JSON format. Must run before the first connection is made.
+ */
+export function installTemporalRuntime(log: Logger, level: LogLevel): void {
+  // The core is chatty at info; forward its warnings unless debugging.
+  const core = level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : 'WARN';
+  Runtime.install({
+    logger: toTemporalLogger(log),
+    telemetryOptions: { logging: { filter: { core, other: 'ERROR' }, forward: {} } },
+  });
+}
+
 export async function runWorker(config: Config = loadConfig()): Promise<void> {
   const log = createLogger('worker');
+  // Before anything connects: a missing bundle is a build problem, and should say so at once.
+  const workflowBundle = prebuiltWorkflowBundle();
+  installTemporalRuntime(log, config.logLevel);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
@@ -88,11 +110,13 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     deps: { store, accounts, drivers, log, client },
     uploadConcurrency: config.workerConcurrency,
     shutdownGraceMs: config.shutdownGraceMs,
+    workflowBundle,
   });
   log.info('worker started', {
     temporal: config.temporal.address,
     taskQueue: config.temporal.taskQueue,
     uploadConcurrency: config.workerConcurrency,
+    workflowBundle: workflowBundle.codePath,
   });
   try {
     await workers.run();
@@ -106,7 +130,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
 
 if (require.main === module) {
   runWorker().catch((err) => {
-    createLogger('worker').error('worker failed', { error: err instanceof Error ? err.stack : String(err) });
+    createLogger('worker').fatal('worker failed', { error: err instanceof Error ? err.stack : String(err) });
     process.exit(1);
   });
 }

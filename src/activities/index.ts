@@ -6,7 +6,7 @@ import type { AccountRegistry } from '../platforms/accounts';
 import { reconcile, type ReconcileReport } from '../service/reconciler';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
-import type { Logger } from '../log';
+import { fromTemporalLogger, type Logger } from '../log';
 import { createGateActivities } from './gate';
 import { makeUpload } from './upload';
 
@@ -14,6 +14,7 @@ export interface ActivityDeps {
   store: ProjectionStore;
   accounts: AccountRegistry;
   drivers: DriverRegistry;
+  /** The process logger; activities log through the SDK's activity logger (Context.current().log) instead. */
   log: Logger;
   progressIntervalMs?: number;
   /** The worker's Temporal client: the reconciler reads visibility and queries workflows with it. */
@@ -38,10 +39,11 @@ export function createActivities(deps: ActivityDeps) {
     async fileReview(doc: TaskDoc): Promise<'applied' | 'stale'> {
       const outcome = await deps.store.write(doc);
       if (outcome === 'applied' && doc.review) {
-        deps.log.warn('review filed', {
+        // The SDK's activity logger adds workflowId, runId and attempt (the activity's; the task's is taskAttempt).
+        Context.current().log.warn('review filed', {
           taskId: doc.task_id,
           kind: doc.review.kind,
-          attempt: doc.review.attempt,
+          taskAttempt: doc.review.attempt,
           platform: doc.platform,
           accountId: doc.account_id,
           reason: doc.review.reason,
@@ -66,7 +68,7 @@ export function createActivities(deps: ActivityDeps) {
       return reconcile({
         client: deps.client,
         store: deps.store,
-        log: deps.log,
+        log: fromTemporalLogger(ctx.log),
         windowDays: input.windowDays,
         signal: ctx.cancellationSignal,
         onProgress: (p) => ctx.heartbeat(p),

@@ -5,7 +5,7 @@ import type { DriverRegistry } from '../platforms';
 import { PublishError } from '../platforms/types';
 import type { ProjectionStore } from '../projection/store';
 import type { Progress, PublishRequest, PublishResult } from '../shared/types';
-import type { Logger } from '../log';
+import { fromTemporalLogger, type Logger } from '../log';
 
 export interface UploadInput {
   taskId: string;
@@ -17,6 +17,7 @@ export interface UploadDeps {
   store: ProjectionStore;
   accounts: AccountRegistry;
   drivers: DriverRegistry;
+  /** The process logger; activity lines go through the SDK's activity logger instead (Context.current().log). */
   log: Logger;
   /** How often progress may reach Redis; the issue says at most once a second. */
   progressIntervalMs?: number;
@@ -71,7 +72,9 @@ export function makeUpload(deps: UploadDeps) {
       }
     };
 
-    deps.log.info('upload started', { taskId, attempt, platform: request.platform, accountId: request.accountId });
+    // The SDK's activity logger: each line carries workflowId, runId and the activity's attempt; ours is taskAttempt.
+    const log = fromTemporalLogger(ctx.log, { taskId, taskAttempt: attempt });
+    log.info('upload started', { platform: request.platform, accountId: request.accountId });
     try {
       const result = await driver.publish({
         taskId,
@@ -85,13 +88,13 @@ export function makeUpload(deps: UploadDeps) {
       const url = typeof result?.url === 'string' && result.url.length > 0 ? result.url : undefined;
       // Never a silent success: a driver that returns nothing usable has not proven the post exists.
       if (!postId && !url) throw failure('InvalidResult', 'the driver returned neither a post id nor a url');
-      deps.log.info('upload succeeded', { taskId, attempt, postId, url });
+      log.info('upload succeeded', { postId, url });
       return { postId, url };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) {
         const why = ctx.cancellationDetails;
         if (why?.cancelRequested) {
-          deps.log.info('upload aborted', { taskId, attempt });
+          log.info('upload aborted');
           throw new CancelledFailure('upload aborted: the task was cancelled');
         }
         // Not a person's cancel: the worker is shutting down past its grace period (or the attempt timed out).
@@ -101,19 +104,19 @@ export function makeUpload(deps: UploadDeps) {
           : why?.timedOut
             ? 'the attempt timed out'
             : 'the upload was interrupted';
-        deps.log.warn('upload interrupted', { taskId, attempt, reason });
+        log.warn('upload interrupted', { reason });
         throw failure('Unconfirmed', `upload interrupted: ${reason} during the upload`);
       }
       if (err instanceof ApplicationFailure) throw err;
       if (err instanceof PublishError) {
-        deps.log.warn('upload failed', { taskId, attempt, kind: err.kind, message: err.message });
+        log.warn('upload failed', { kind: err.kind, message: err.message });
         throw failure(err.kind, err.message, {
           retryAfterSeconds: err.options.retryAfterSeconds,
           evidence: err.options.evidence,
         });
       }
       // An unexpected exception mid-upload: bytes may have gone out. Never guess that it is safe to retry.
-      deps.log.error('upload crashed', { taskId, attempt, error: String(err) });
+      log.error('upload crashed', { error: String(err) });
       throw failure('Unconfirmed', `unexpected error during upload: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       clearInterval(beat);
