@@ -1,27 +1,17 @@
-import { realpathSync, statSync } from 'node:fs';
-import path from 'node:path';
+import { checkMediaPath, MediaPathError } from '../platforms/media-root';
 import { badRequest } from './errors';
 
 /**
  * Resolves a media path given by a client against the media root and checks that it is an existing file inside
- * it (symlinks resolved, so a link cannot escape the root). Returns the absolute path the workers will read.
+ * it (symlinks resolved, so a link cannot escape the root). Returns the absolute path the workers will read; the
+ * drivers check it again when they open it (src/platforms/media-root.ts). Messages name the path as the client
+ * sent it, never the server's media root.
  */
 export function resolveMediaPath(mediaRoot: string, given: string, field: string): string {
-  let root: string;
   try {
-    root = realpathSync(mediaRoot);
-  } catch {
-    throw badRequest(field, `the media root ${mediaRoot} does not exist on this server (PUBFLOW_MEDIA_ROOT)`);
+    return checkMediaPath(mediaRoot, given);
+  } catch (err) {
+    if (err instanceof MediaPathError) throw badRequest(field, err.message);
+    throw err;
   }
-  const candidate = path.resolve(root, given);
-  let real: string;
-  try {
-    real = realpathSync(candidate);
-  } catch {
-    throw badRequest(field, `file not found: ${given}`);
-  }
-  if (real !== root && !real.startsWith(root + path.sep))
-    throw badRequest(field, `must be inside the media root (${root})`);
-  if (!statSync(real).isFile()) throw badRequest(field, `not a regular file: ${given}`);
-  return real;
 }
