@@ -27,6 +27,7 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
     accounts: loadAccounts(config.accountsFile),
     drivers: createDefaultDrivers({
       publishedRoot: config.publishedDir,
+      mediaRoot: config.mediaRoot,
       // The driver gives up (Unconfirmed, with its own message) just before the activity would time out.
       webhookTimeoutMs: Math.max(1000, config.policyFor('webhook').uploadTimeoutMs - 5000),
     }),

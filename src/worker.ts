@@ -96,6 +96,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
   const accounts = loadAccounts(config.accountsFile);
   const drivers = createDefaultDrivers({
     publishedRoot: config.publishedDir,
+    mediaRoot: config.mediaRoot,
     // The driver gives up (Unconfirmed, with its own message) just before the activity would time out.
     webhookTimeoutMs: Math.max(1000, config.policyFor('webhook').uploadTimeoutMs - 5000),
   });

@@ -3,13 +3,13 @@
  * Used by the demo account and by tests; it behaves like a real driver (streams, reports progress, honours cancel).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
+import { openMedia } from './media-root';
 import {
   abortError,
-  contentRejected,
   errorCode,
   notSent,
   PublishError,
@@ -21,6 +21,11 @@ import {
 export interface LocalDriverOptions {
   /** Root folder of the published copies (PUBFLOW_PUBLISHED_DIR). */
   publishedRoot: string;
+  /**
+   * PUBFLOW_MEDIA_ROOT: files are opened only inside it, checked again at open time (see media-root.ts).
+   * Without it nothing is confined; every process that runs uploads must set it.
+   */
+  mediaRoot?: string;
 }
 
 interface Source {
@@ -40,9 +45,11 @@ interface Source {
 export class LocalDriver implements PlatformDriver {
   readonly platform = 'local';
   private readonly publishedRoot: string;
+  private readonly mediaRoot: string | undefined;
 
   constructor(options: LocalDriverOptions) {
     this.publishedRoot = path.resolve(options.publishedRoot);
+    this.mediaRoot = options.mediaRoot;
   }
 
   async publish(ctx: PublishContext): Promise<DriverResult> {
@@ -54,10 +61,10 @@ export class LocalDriver implements PlatformDriver {
     const sources: Source[] = [];
     let staging: string | undefined;
     try {
-      sources.push(await openSource('video', request.video.path, ['metadata.json']));
+      sources.push(await openSource(this.mediaRoot, 'video', request.video.path, ['metadata.json']));
       if (request.cover) {
         const taken = ['metadata.json', sources[0]!.name];
-        sources.push(await openSource('cover', request.cover.path, taken));
+        sources.push(await openSource(this.mediaRoot, 'cover', request.cover.path, taken));
       }
       if (signal.aborted) throw abortError(signal);
 
@@ -146,23 +153,18 @@ async function copy(source: Source, dest: string, signal: AbortSignal, onBytes: 
   if (read !== source.size) throw notSent(`the ${source.field} file changed during the copy`);
 }
 
-/** Opens now, so a missing file is reported before anything is written; the copy reads through the same handle. */
-async function openSource(field: Source['field'], filePath: string, taken: string[]): Promise<Source> {
-  let handle: FileHandle;
-  try {
-    handle = await open(filePath, 'r');
-  } catch (err) {
-    throw contentRejected(`${field} file cannot be read: ${filePath} (${errorCode(err)})`);
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw contentRejected(`${field} is not a regular file: ${filePath}`);
-    const base = path.basename(filePath);
-    return { field, handle, size: stat.size, name: taken.includes(base) ? `${field}-${base}` : base };
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    throw err;
-  }
+/**
+ * Opens now, so a missing file is reported before anything is written; the copy reads through the same handle.
+ * openMedia confines the open to the media root at this moment, whatever was checked when the task was accepted.
+ */
+async function openSource(
+  mediaRoot: string | undefined,
+  field: Source['field'],
+  filePath: string,
+  taken: string[],
+): Promise<Source> {
+  const { handle, size, name } = await openMedia(mediaRoot, filePath, field);
+  return { field, handle, size, name: taken.includes(name) ? `${field}-${name}` : name };
 }
 
 /** An id becomes one folder name: no separators, no `.`/`..`, so it can never escape the published root. */

@@ -8,12 +8,13 @@
  *   anything later is Unconfirmed, because the receiver may have published.
  */
 import { randomBytes } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
+import { openMedia } from './media-root';
 import {
   abortError,
   authExpired,
@@ -32,6 +33,11 @@ import {
 export interface WebhookDriverOptions {
   /** Timeout for the whole request (connect, upload, answer) unless the account sets `settings.timeoutMs`. Default 30 min. */
   defaultTimeoutMs?: number;
+  /**
+   * PUBFLOW_MEDIA_ROOT: files are opened only inside it, checked again at open time (see media-root.ts).
+   * Without it nothing is confined; every process that runs uploads must set it.
+   */
+  mediaRoot?: string;
 }
 
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 30 * 60_000;
@@ -76,9 +82,11 @@ interface FilePart {
 export class WebhookDriver implements PlatformDriver {
   readonly platform = 'webhook';
   private readonly defaultTimeoutMs: number;
+  private readonly mediaRoot: string | undefined;
 
   constructor(options: WebhookDriverOptions = {}) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
+    this.mediaRoot = options.mediaRoot;
   }
 
   async publish(ctx: PublishContext): Promise<DriverResult> {
@@ -91,8 +99,8 @@ export class WebhookDriver implements PlatformDriver {
     const parts: FilePart[] = [];
     try {
       // Open before connecting: a missing file is the request's fault, and nothing has been sent yet.
-      parts.push(await openPart('video', request.video.path));
-      if (request.cover) parts.push(await openPart('cover', request.cover.path));
+      parts.push(await openPart(this.mediaRoot, 'video', request.video.path));
+      if (request.cover) parts.push(await openPart(this.mediaRoot, 'cover', request.cover.path));
       if (signal.aborted) throw abortError(signal);
 
       const metadata = JSON.stringify({
@@ -180,23 +188,10 @@ function secretValues(credentials: Record<string, unknown>): string[] {
   return [...out].sort((a, b) => b.length - a.length);
 }
 
-async function openPart(field: FilePart['field'], filePath: string): Promise<FilePart> {
-  let handle: FileHandle;
-  try {
-    handle = await open(filePath, 'r');
-  } catch (err) {
-    throw contentRejected(
-      `${field} file cannot be read: ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw contentRejected(`${field} is not a regular file: ${filePath}`);
-    return { field, filePath, handle, size: stat.size };
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    throw err;
-  }
+/** openMedia confines the open to the media root at this moment, whatever was checked when the task was accepted. */
+async function openPart(mediaRoot: string | undefined, field: FilePart['field'], filePath: string): Promise<FilePart> {
+  const { handle, size } = await openMedia(mediaRoot, filePath, field);
+  return { field, filePath, handle, size };
 }
 
 interface MultipartBody {

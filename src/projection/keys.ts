@@ -16,6 +16,7 @@ export const KEY_PREFIX = {
   reviewKind: 'pubflow:index:review:kind:',
   reviewBatch: 'pubflow:index:review:batch:',
   deleted: 'pubflow:deleted:',
+  meta: 'pubflow:meta:',
   temp: 'pubflow:tmp:',
 } as const;
 
@@ -31,6 +32,14 @@ export const TASK_PATTERN = `${KEY_PREFIX.task}*`;
  * reconciler cannot bring a deleted task back. Outside INDEX_PATTERNS and TASK_PATTERN on purpose.
  */
 export const tombstoneKey = (taskId: string): string => `${KEY_PREFIX.deleted}${taskId}`;
+
+/**
+ * A task's index record: a hash of the fields its index entries were made from (version, status, type, parent,
+ * platform, account, review kind, review open) and the SHA-1 of the document JSON it describes, written by the same
+ * script as the document, with the same TTL, and deleted with it. The scripts read it instead of decoding the document, which holds client text that Redis's
+ * cjson may not read (a lone surrogate, deep nesting). Outside INDEX_PATTERNS and TASK_PATTERN on purpose.
+ */
+export const metaKey = (taskId: string): string => `${KEY_PREFIX.meta}${taskId}`;
 
 /** Sorted sets; the score is epoch seconds (see the store for which timestamp). */
 export const statusIndex = (status: string): string => `${KEY_PREFIX.status}${status}`;

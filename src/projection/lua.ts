@@ -30,8 +30,11 @@ export class LuaScript {
 export const PREFIXES_ARG = JSON.stringify(KEY_PREFIX);
 
 /**
- * Helpers shared by the scripts. JSON null decodes to `cjson.null`, which is truthy in Lua, so fields of a
- * stored document are read through `str()`.
+ * Helpers shared by the scripts. No script decodes a task document: it holds client text that cjson may refuse
+ * (a lone UTF-16 surrogate, nesting past cjson's depth limit), and an index move that depends on decoding it can
+ * leave a task in several indexes or none. The fields the index moves need come from the index record
+ * (`KEY_PREFIX.meta`, a hash) or as ARGV computed in TypeScript. ARGV[1] (our own key prefixes) is the only JSON
+ * decoded here.
  */
 export const PRELUDE = `
 local P = cjson.decode(ARGV[1])
@@ -39,11 +42,34 @@ local function str(v)
   if type(v) == 'string' and v ~= '' then return v end
   return nil
 end
-local function decode(raw)
-  if not raw then return nil end
-  local ok, d = pcall(cjson.decode, raw)
-  if ok and type(d) == 'table' then return d end
-  return nil
+-- The index record's fields, in this order (see metaFields in store.ts), plus 'h': the SHA-1 of the document JSON
+-- it describes, so a document changed behind the store's back (a SET by hand) is noticed rather than trusted.
+local META = { 'v', 's', 't', 'p', 'pl', 'a', 'rk', 'ro' }
+-- The record of the document raw (nil: no document), or nil when there is none or it describes other bytes.
+local function readMeta(key, raw)
+  local h = redis.call('HMGET', key, 'h', unpack(META))
+  if not h[1] then return nil end
+  if raw and h[1] ~= redis.sha1hex(raw) then return nil end
+  local m = {}
+  for i, f in ipairs(META) do m[f] = h[i + 1] or '' end
+  return m
+end
+-- A record from ARGV[first .. first + 7], in META order.
+local function argMeta(first)
+  local m = {}
+  for i, f in ipairs(META) do m[f] = ARGV[first + i - 1] end
+  return m
+end
+-- Replaces the record with m, describing the document raw. ttl: seconds, as the document's EX; nil leaves
+-- the expiry to the caller.
+local function writeMeta(key, m, raw, ttl)
+  local args = { 'h', redis.sha1hex(raw) }
+  for _, f in ipairs(META) do
+    args[#args + 1] = f
+    args[#args + 1] = m[f]
+  end
+  redis.call('HSET', key, unpack(args))
+  if ttl then redis.call('EXPIRE', key, ttl) end
 end
 local function reviewKeys(platform, account, kind, batch)
   local ks = { P.reviewOpen }
@@ -53,21 +79,19 @@ local function reviewKeys(platform, account, kind, batch)
   if batch then ks[#ks + 1] = P.reviewBatch .. batch end
   return ks
 end
--- Every review index a stored document can be in, open or not (ZREM of a non-member is a no-op).
-local function storedReviewKeys(d)
-  local kind = nil
-  if type(d.review) == 'table' then kind = str(d.review.kind) end
-  return reviewKeys(str(d.platform), str(d.account_id), kind, str(d.parent_task_id))
+-- Every review index a stored task can be in, open or not (ZREM of a non-member is a no-op).
+local function storedReviewKeys(m)
+  return reviewKeys(str(m.pl), str(m.a), str(m.rk), str(m.p))
 end
--- The set of index keys a stored document belongs in: the same rules the write script applies.
-local function docIndexKeys(d)
+-- The set of index keys a stored task belongs in: the same rules the write script applies.
+local function metaIndexKeys(m)
   local ks = {}
-  local s, t, p = str(d.status), str(d.task_type), str(d.parent_task_id)
+  local s, t, p = str(m.s), str(m.t), str(m.p)
   if s then ks[P.status .. s] = true end
   if t then ks[P.type .. t] = true end
   if p then ks[P.parent .. p] = true end
-  if type(d.review) == 'table' and d.review.open == true then
-    for _, k in ipairs(reviewKeys(str(d.platform), str(d.account_id), str(d.review.kind), p)) do ks[k] = true end
+  if m.ro == '1' then
+    for _, k in ipairs(reviewKeys(str(m.pl), str(m.a), str(m.rk), p)) do ks[k] = true end
   end
   return ks
 end

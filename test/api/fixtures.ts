@@ -147,8 +147,8 @@ async function wire(
   scripted.fallback = scriptedBehaviour;
   // One registry for both sides: the worker runs these drivers, the API validates platform names against them.
   const drivers = new DriverRegistry([
-    new LocalDriver({ publishedRoot: config.publishedDir }),
-    new WebhookDriver(),
+    new LocalDriver({ publishedRoot: config.publishedDir, mediaRoot: config.mediaRoot }),
+    new WebhookDriver({ mediaRoot: config.mediaRoot }),
     scripted,
   ]);
   const accounts = loadAccounts(config.accountsFile);

@@ -429,7 +429,7 @@ describe('WebhookDriver: memory', () => {
     // TypeScript into a 64 MB heap.
     const out = path.join(dir, 'compiled', 'platforms');
     mkdirSync(out, { recursive: true });
-    for (const name of ['webhook', 'types']) {
+    for (const name of ['webhook', 'media-root', 'types']) {
       const source = readFileSync(path.resolve(__dirname, `../../src/platforms/${name}.ts`), 'utf8');
       const { outputText } = ts.transpileModule(source, {
         compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
