@@ -342,7 +342,7 @@ describe('batch routes', () => {
     );
   });
 
-  test('a batch is accepted with 202, an idempotent repeat answers 200 with the same id, and it publishes', async () => {
+  test('a batch is accepted with 202, the same request again answers 200 with the same id, another request under the key is a 422, and it publishes', async () => {
     const driver = new ScriptedDriver();
     await run(driver, async (tq) => {
       const key = `k-${randomUUID()}`;
@@ -359,9 +359,17 @@ describe('batch routes', () => {
       const again = await request(app(tq))
         .post('/api/v1/publish/batch')
         .set('Idempotency-Key', key)
-        .send(body([{ title: 'a' }, { title: 'b' }, { title: 'c' }]));
+        .send(body([{ title: 'a' }, { title: 'b', priority: 1 }, { title: 'c' }]));
       expect(again.status).toBe(200);
       expect(again.body).toEqual({ taskId: batchId, total: 3 });
+
+      // The same key with a different request (item 1 lost its priority) is refused, not answered with the first task.
+      const other = await request(app(tq))
+        .post('/api/v1/publish/batch')
+        .set('Idempotency-Key', key)
+        .send(body([{ title: 'a' }, { title: 'b' }, { title: 'c' }]));
+      expect(other.status).toBe(422);
+      expect(other.body.error).toMatchObject({ code: 'idempotency_mismatch', details: { taskId: batchId } });
 
       const out = await env.client.workflow.getHandle<typeof publishBatch>(batchId).result();
       expect(out.counts.success).toBe(3);
