@@ -7,7 +7,6 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Router } from 'express';
-import { z } from 'zod';
 import type { Config } from '../config';
 import type { AccountRegistry, PublicAccount } from '../platforms/accounts';
 import {
@@ -18,6 +17,7 @@ import {
   type GateMemo,
 } from '../shared/definitions';
 import { conflict, fromZod, notFound } from './errors';
+import { AccountIdParam } from './schemas';
 
 export interface AccountRoutesContext {
   client: Client;
@@ -33,7 +33,6 @@ export interface AccountView extends PublicAccount {
   needsLogin: { since: string | null; reason: string | null } | null;
 }
 
-const AccountIdParam = z.string().min(1).max(400);
 /** Describes at most this many gates at once. */
 const DESCRIBE_CONCURRENCY = 16;
 

@@ -11,7 +11,7 @@ import {
 } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Request, Response, Router } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { ProjectionStore } from '../projection/store';
@@ -23,10 +23,10 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import type { PublishRequest } from '../shared/types';
 import { initialBatchDoc, type PublishBatchInput } from '../workflows/publish-batch';
 import { ApiError, badRequest, fieldName, fromZod } from './errors';
-import { PublishBody } from './schemas';
+import { BatchBody, PublishBody, RetryAllBody } from './schemas';
 
-export const MAX_BATCH_ITEMS = 100_000;
-export const MAX_BATCH_CONCURRENCY = 1000;
+export { MAX_BATCH_CONCURRENCY, MAX_BATCH_ITEMS } from './schemas';
+
 /**
  * The workflow input travels as one Temporal payload, which the server refuses over 2 MiB by default
  * (limit.blobSize.error). Continue-as-new carries the unstarted items plus about one byte per item, so this leaves
@@ -35,40 +35,6 @@ export const MAX_BATCH_CONCURRENCY = 1000;
 export const MAX_BATCH_INPUT_BYTES = 1_800_000;
 /** Review decisions sent at once by retry-all. */
 const RETRY_ALL_CONCURRENCY = 16;
-
-/**
- * Fields every item gets unless it sets them (a shallow merge: an item's `options` replaces the default's).
- * `priority` defaults to 5, so an item's priority is the batch's unless the item sets its own.
- */
-export const BatchDefaults = PublishBody.partial();
-
-export const BatchBody = z
-  .object({
-    // Each item is validated as a publish body after the defaults are merged under it (see below).
-    items: z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_BATCH_ITEMS),
-    defaults: BatchDefaults.default({ priority: DEFAULT_PRIORITY }),
-    concurrency: z.number().int().min(1).max(MAX_BATCH_CONCURRENCY).default(50),
-    spacing: z
-      .object({
-        intervalSeconds: z.number().min(0).max(86_400).default(0),
-        jitterSeconds: z.number().min(0).max(86_400).default(0),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
-export type BatchBody = z.infer<typeof BatchBody>;
-
-/** `{batchId}` or the filters of `GET /reviews`; no filter at all retries every open review (like Sidekiq's). */
-export const RetryAllBody = z
-  .object({
-    batchId: z.string().min(1).optional(),
-    platform: z.string().min(1).optional(),
-    accountId: z.string().min(1).optional(),
-    kind: z.string().min(1).optional(),
-    note: z.string().max(2000).optional(),
-  })
-  .strict();
 
 export interface BatchRouteContext {
   client: Client;
