@@ -24,6 +24,7 @@ import { priorityKey } from '../shared/priority';
 import type { PublishSingleInput } from '../workflows/publish-single';
 import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
+import { requireJsonBody } from './content-type';
 import { ApiError, badRequest, conflict, errorHandler, fromZod, notFound } from './errors';
 import { resolveMediaPath } from './media';
 import { openApiDocument } from './openapi';
@@ -65,6 +66,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { client, tsm, store, accounts, config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.use(requireJsonBody());
   app.use(express.json({ limit: '50mb' }));
 
   app.get('/healthz', (_req, res) => {
