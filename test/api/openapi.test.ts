@@ -4,10 +4,15 @@
  * issue 11. Every response here is also validated against the document by the fixtures' hook.
  */
 import { randomUUID } from 'node:crypto';
-import type express from 'express';
+import express from 'express';
 import request from 'supertest';
 import { buildOpenApiDocument, openApiDocument, openApiPath, ROUTES } from '../../src/api/openapi';
-import { OpenApiValidator } from '../helpers/openapi-validator';
+import {
+  assertResponsesValid,
+  checkedResponses,
+  OpenApiValidator,
+  validateResponses,
+} from '../helpers/openapi-validator';
 import { docWhere, publish, publishBody, redisDoc, startApiStack, type ApiStack } from './fixtures';
 import { WebhookReceiver } from './webhook-receiver';
 
@@ -81,6 +86,17 @@ describe('the generated document', () => {
   });
 });
 
+test('a wrapped app records a response that breaks the document, and the next check fails with it', async () => {
+  const app = express();
+  app.get('/api/v1/tasks/stats', (_req, res) => {
+    res.json({ pending: 'many' });
+  });
+  const res = await request(validateResponses(app)).get('/api/v1/tasks/stats');
+  expect(res.status).toBe(200);
+  expect(assertResponsesValid).toThrow(/GET \/api\/v1\/tasks\/stats -> 200: .*pending must be integer/);
+  expect(assertResponsesValid).not.toThrow(); // reported once
+});
+
 function statuses(method: string, path: string, status: number): unknown {
   const schema = doc.paths[path]![method]!.responses[String(status)]!.content['application/json'].schema as {
     allOf: [unknown, { properties: { error: { properties: { code: { enum: string[] } } } } }];
@@ -123,6 +139,13 @@ describe('against the running app', () => {
   test('the route table and the routes Express registers are the same set', () => {
     const table = ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`).sort();
     expect(registeredRoutes(stack.app)).toEqual(table);
+  });
+
+  test("the fixtures' app checks every response", async () => {
+    const before = checkedResponses();
+    await api().get('/healthz');
+    await api().get('/api/v1/nowhere');
+    expect(checkedResponses()).toBe(before + 2);
   });
 
   test('GET /openapi.json serves the generated document', async () => {

@@ -131,6 +131,10 @@ export class OpenApiValidator {
 
 let shared: OpenApiValidator | undefined;
 const violations: string[] = [];
+let checked = 0;
+
+/** How many responses the wrapped apps have checked so far (so a test can see the hook is on). */
+export const checkedResponses = (): number => checked;
 
 /** Throws (failing the current test) if any response since the last call disagreed with the document. */
 export function assertResponsesValid(): void {
@@ -161,6 +165,7 @@ function hook(validator: OpenApiValidator, req: IncomingMessage, res: ServerResp
     if (typeof args[0] !== 'function') keep(args[0], args[1]);
     const contentType = res.getHeader('content-type');
     // Never throws into the app: a broken schema is reported like a mismatch.
+    checked++;
     try {
       violations.push(
         ...validator.check({
