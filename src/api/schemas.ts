@@ -294,8 +294,18 @@ export const TaskDocSchema = z
 
 export const TaskPage = z.object({ items: z.array(TaskDocSchema), total: z.number().int() }).strict();
 
+const count = () => z.number().int().min(0);
+/** The ZCARD of each status index, and their sum. */
 export const QueueStatsSchema = z
-  .object(Object.fromEntries([...TASK_STATUSES, 'total'].map((s) => [s, z.number().int()])))
+  .object({
+    pending: count(),
+    running: count(),
+    success: count(),
+    failed: count(),
+    retry: count(),
+    cancelled: count(),
+    total: count(),
+  })
   .strict();
 
 export const PublishAccepted = z.object({ taskId: z.string(), status: z.literal('pending') }).strict();

@@ -6,6 +6,21 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import request from 'supertest';
+import type { z } from 'zod';
+import type { AccountView } from '../../src/api/accounts';
+import type {
+  AccountViewSchema,
+  CancelDone,
+  CancelRequested,
+  DeleteOutcomeSchema,
+  QueueStatsSchema,
+  ReviewOutcomeSchema,
+  TaskDocSchema,
+} from '../../src/api/schemas';
+import type { CancelOutcome, DeleteOutcome } from '../../src/projection/task-control';
+import type { QueueStats } from '../../src/projection/task-state-manager';
+import type { ReviewOutcome } from '../../src/shared/definitions';
+import type { TaskDoc } from '../../src/shared/types';
 import { buildOpenApiDocument, openApiDocument, openApiPath, ROUTES } from '../../src/api/openapi';
 import {
   assertResponsesValid,
@@ -15,6 +30,17 @@ import {
 } from '../helpers/openapi-validator';
 import { docWhere, publish, publishBody, redisDoc, startApiStack, type ApiStack } from './fixtures';
 import { WebhookReceiver } from './webhook-receiver';
+
+/** The response schemas are at least as narrow as the types the routes build (a drift fails the typecheck). */
+type Narrower<S, T> = S extends T ? true : never;
+export const typesAgree: [
+  Narrower<z.infer<typeof TaskDocSchema>, TaskDoc>,
+  Narrower<z.infer<typeof ReviewOutcomeSchema>, ReviewOutcome>,
+  Narrower<z.infer<typeof CancelDone> | z.infer<typeof CancelRequested>, CancelOutcome>,
+  Narrower<z.infer<typeof DeleteOutcomeSchema>, DeleteOutcome>,
+  Narrower<z.infer<typeof AccountViewSchema>, AccountView>,
+  Narrower<z.infer<typeof QueueStatsSchema>, QueueStats>,
+] = [true, true, true, true, true, true];
 
 type Operation = { responses: Record<string, { content: { 'application/json': { schema: unknown } } }> };
 const doc = openApiDocument as unknown as {
@@ -152,6 +178,23 @@ describe('against the running app', () => {
     const res = await api().get('/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body).toEqual(buildOpenApiDocument());
+  });
+
+  describe('413', () => {
+    test('a body over the JSON limit (50 MB) is entity.too.large', async () => {
+      const res = await api()
+        .post('/api/v1/publish')
+        .send(publishBody({ description: 'x'.repeat(51 * 1024 * 1024) }));
+      expect([res.status, res.body.error?.code]).toEqual([413, 'entity.too.large']);
+    });
+
+    test('a batch too large for one workflow input is batch_too_large, with the sizes', async () => {
+      const { title: _t, ...defaults } = publishBody();
+      const items = Array.from({ length: 100 }, (_, i) => ({ title: `big ${i}`, description: 'd'.repeat(19_000) }));
+      const res = await api().post('/api/v1/publish/batch').send({ items, defaults });
+      expect([res.status, res.body.error?.code]).toEqual([413, 'batch_too_large']);
+      expect(res.body.error.details).toMatchObject({ items: 100, limit: expect.any(Number) });
+    });
   });
 
   describe('415 for a body that is not JSON', () => {
