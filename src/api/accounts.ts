@@ -1,10 +1,8 @@
 /** Account routes: the accounts with their login state, and reactivation after a new login. */
 import type { Router } from 'express';
-import { z } from 'zod';
 import type { PubflowService } from '../service';
 import { parse } from './errors';
-
-const AccountIdParam = z.string().min(1).max(400);
+import { AccountIdParam } from './schemas';
 
 export function registerAccountRoutes(api: Router, service: PubflowService): void {
   api.get('/accounts', async (_req, res) => {

@@ -7,6 +7,7 @@ import type { Logger } from '../log';
 import { createService, type PubflowService, type ServiceDeps } from '../service';
 import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
+import { requireJsonBody } from './content-type';
 import { ApiError, errorHandler, parse } from './errors';
 import { openApiDocument } from './openapi';
 import {
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { tsm } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.use(requireJsonBody());
   app.use(express.json({ limit: JSON_BODY_LIMIT }));
 
   app.get('/healthz', (_req, res) => {

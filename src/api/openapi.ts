@@ -1,350 +1,478 @@
-/** The OpenAPI 3 document served at GET /openapi.json. Keep it in step with app.ts (a test checks the routes). */
-const errorResponse = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-});
-const json = (schema: object, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const taskIdParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-const reviewTaskIdParam = { name: 'taskId', in: 'path', required: true, schema: { type: 'string' } };
-const page = [
-  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
-  { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
-];
-const statuses = ['pending', 'running', 'success', 'failed', 'retry', 'cancelled'];
+/**
+ * The OpenAPI 3.1 document served at GET /openapi.json, generated from the zod schemas of schemas.ts (zod 4's JSON
+ * Schema output, draft 2020-12, which OpenAPI 3.1 uses as is) and the route table below. Nothing here is written by
+ * hand but the table: a test checks it against the routes Express registers, and the API tests validate every
+ * response against the generated document.
+ */
+import { z } from 'zod';
+import {
+  AccountIdParam,
+  AccountList,
+  BatchAccepted,
+  BatchBody,
+  CancelDone,
+  CancelRequested,
+  DeleteOutcomeSchema,
+  DeleteQuery,
+  DiscardBody,
+  ErrorBody,
+  Health,
+  IdempotencyKeyHeader,
+  ListReviewsQuery,
+  ListTasksQuery,
+  NotReady,
+  OpenApiDocumentSchema,
+  PublishAccepted,
+  PublishBody,
+  PublishReplayed,
+  QueueStatsSchema,
+  ReactivateOutcome,
+  Ready,
+  RescheduleBody,
+  RescheduleOutcome,
+  ResolveBody,
+  RetryAllBody,
+  RetryAllOutcome,
+  RetryBody,
+  ReviewOutcomeSchema,
+  TaskDocSchema,
+  TaskIdParam,
+  TaskPage,
+} from './schemas';
 
-export const openApiDocument = {
-  openapi: '3.0.3',
-  info: {
-    title: 'pubflow',
-    version: '0.1.0',
-    description:
-      'Durable publishing: single and batch publishes run as Temporal workflows; failures go to a manual-review library; every task is mirrored at celery:task:<id> in Redis.',
-  },
-  paths: {
-    '/healthz': { get: { summary: 'The process is up', responses: { 200: json({ type: 'object' }) } } },
-    '/readyz': {
-      get: {
-        summary: 'Temporal and Redis answer',
-        responses: { 200: json({ type: 'object' }), 503: json({ type: 'object' }, 'Not ready') },
-      },
-    },
-    '/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }) } } },
-    '/api/v1/publish': {
-      post: {
-        summary: 'Submit one publish',
-        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 256 } }],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('PublishRequest') } } },
-        responses: {
-          202: json(ref('Accepted'), 'Started'),
-          200: json(ref('Accepted'), 'Already submitted with this Idempotency-Key'),
-          400: errorResponse('Invalid request; the message names the field'),
-        },
-      },
-    },
-    '/api/v1/publish/batch': {
-      post: {
-        summary: 'Submit a batch: every item is validated before anything starts',
-        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 256 } }],
-        requestBody: {
-          required: true,
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['items'],
-                properties: {
-                  items: { type: 'array', items: { type: 'object' }, minItems: 1, maxItems: 100000 },
-                  defaults: { type: 'object', description: 'fields applied to every item unless it sets them' },
-                  concurrency: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
-                  spacing: {
-                    type: 'object',
-                    properties: { intervalSeconds: { type: 'number' }, jitterSeconds: { type: 'number' } },
-                  },
-                },
-              },
-            },
-          },
-        },
-        responses: {
-          202: json(
-            { type: 'object', properties: { taskId: { type: 'string' }, total: { type: 'integer' } } },
-            'Started',
-          ),
-          200: json({ type: 'object' }, 'Already submitted with this Idempotency-Key'),
-          400: errorResponse('Invalid items; details lists every bad item by index and field'),
-          413: errorResponse('The batch is too large for one workflow input'),
-        },
-      },
-    },
-    '/api/v1/reviews/retry-all': {
-      post: {
-        summary: 'Retry every matching open review (by batchId, or the filters of GET /reviews)',
-        requestBody: {
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                properties: {
-                  batchId: { type: 'string' },
-                  platform: { type: 'string' },
-                  accountId: { type: 'string' },
-                  kind: { type: 'string' },
-                  note: { type: 'string' },
-                },
-              },
-            },
-          },
-        },
-        responses: { 200: json({ type: 'object' }), 400: errorResponse('Invalid filter') },
-      },
-    },
-    '/api/v1/tasks': {
-      get: {
-        summary: 'List tasks, newest first',
-        parameters: [
-          { name: 'status', in: 'query', schema: { type: 'string', enum: statuses } },
-          { name: 'type', in: 'query', schema: { type: 'string', enum: ['publish', 'batch_publish'] } },
-          { name: 'parent', in: 'query', schema: { type: 'string' } },
-          ...page,
-        ],
-        responses: { 200: json(ref('TaskList')), 400: errorResponse('Invalid query') },
-      },
-    },
-    '/api/v1/tasks/stats': {
-      get: { summary: 'Queue stats: the ZCARDs of the status indexes', responses: { 200: json(ref('Stats')) } },
-    },
-    '/api/v1/tasks/{id}': {
-      get: {
-        summary: 'The task document (same JSON as redis-cli GET celery:task:<id>)',
-        parameters: [taskIdParam],
-        responses: { 200: json(ref('TaskDoc')), 404: errorResponse('Unknown task') },
-      },
-      delete: {
-        summary: "Delete the task document and its index entries; a batch also its children's documents",
-        parameters: [taskIdParam, { name: 'force', in: 'query', schema: { type: 'string', enum: ['true', 'false'] } }],
-        responses: {
-          200: json({
-            type: 'object',
-            required: ['taskId', 'deleted', 'terminated'],
-            properties: {
-              taskId: { type: 'string' },
-              deleted: { type: 'boolean' },
-              terminated: { type: 'boolean' },
-              children: {
-                type: 'object',
-                description: 'A batch: child documents deleted, open children terminated (force=true)',
-                properties: { deleted: { type: 'integer' }, terminated: { type: 'integer' } },
-              },
-            },
-          }),
-          404: errorResponse('Unknown task'),
-          409: errorResponse(
-            "The workflow (task_open) or one of a batch's children (children_open) is still open; force=true terminates them",
-          ),
-        },
-      },
-    },
-    '/api/v1/tasks/{id}/cancel': {
-      post: {
-        summary: 'Cancel a pending, scheduled, running or in-review task',
-        parameters: [taskIdParam],
-        responses: {
-          200: json({ type: 'object' }, 'Cancelled'),
-          202: json({ type: 'object' }, 'Cancellation requested, still settling'),
-          404: errorResponse('Unknown task'),
-          409: errorResponse('The task has already finished'),
-        },
-      },
-    },
-    '/api/v1/tasks/{id}/reschedule': {
-      post: {
-        summary: 'Move a scheduled task to a new publishAt (while it is still waiting)',
-        parameters: [taskIdParam],
-        requestBody: {
-          required: true,
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['publishAt'],
-                properties: { publishAt: { type: 'string', format: 'date-time' } },
-              },
-            },
-          },
-        },
-        responses: {
-          200: json({ type: 'object' }),
-          400: errorResponse('Invalid publishAt, or beyond the horizon'),
-          404: errorResponse('Unknown task'),
-          409: errorResponse('The task is no longer waiting'),
-        },
-      },
-    },
-    '/api/v1/reviews': {
-      get: {
-        summary: 'Open reviews, newest first',
-        parameters: [
-          { name: 'platform', in: 'query', schema: { type: 'string' } },
-          { name: 'accountId', in: 'query', schema: { type: 'string' } },
-          { name: 'kind', in: 'query', schema: { type: 'string' } },
-          { name: 'batchId', in: 'query', schema: { type: 'string' } },
-          ...page,
-        ],
-        responses: { 200: json(ref('TaskList')), 400: errorResponse('Invalid query') },
-      },
-    },
-    '/api/v1/reviews/{taskId}/retry': {
-      post: {
-        summary: 'Retry the publish (attempt N+1), optionally with corrected fields',
-        parameters: [reviewTaskIdParam],
-        requestBody: { content: { 'application/json': { schema: ref('RetryDecision') } } },
-        responses: {
-          200: json(ref('ReviewOutcome')),
-          400: errorResponse('Invalid patch'),
-          404: errorResponse('Unknown task'),
-          409: errorResponse('No open review'),
-        },
-      },
-    },
-    '/api/v1/reviews/{taskId}/resolve': {
-      post: {
-        summary: 'Mark as published by hand',
-        parameters: [reviewTaskIdParam],
-        requestBody: {
-          content: {
-            'application/json': {
-              schema: { type: 'object', properties: { url: { type: 'string' }, note: { type: 'string' } } },
-            },
-          },
-        },
-        responses: {
-          200: json(ref('ReviewOutcome')),
-          404: errorResponse('Unknown task'),
-          409: errorResponse('No open review'),
-        },
-      },
-    },
-    '/api/v1/reviews/{taskId}/discard': {
-      post: {
-        summary: 'Close the review; the task stays failed',
-        parameters: [reviewTaskIdParam],
-        requestBody: {
-          content: { 'application/json': { schema: { type: 'object', properties: { note: { type: 'string' } } } } },
-        },
-        responses: {
-          200: json(ref('ReviewOutcome')),
-          404: errorResponse('Unknown task'),
-          409: errorResponse('No open review'),
-        },
-      },
-    },
-    '/api/v1/accounts': {
-      get: {
-        summary: 'Configured accounts, without credentials, with their login state (active | needs_login | unknown)',
-        responses: { 200: json({ type: 'object' }) },
-      },
-    },
-    '/api/v1/accounts/{id}/reactivate': {
-      post: {
-        summary: "After a new login: release the account's held queue (it needed a login after AuthExpired)",
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: {
-          200: json({ type: 'object' }),
-          404: errorResponse('Unknown account'),
-          409: errorResponse('The account does not need a login'),
-        },
-      },
-    },
-  },
-  components: {
-    schemas: {
-      Error: {
-        type: 'object',
-        required: ['error'],
-        properties: {
-          error: {
-            type: 'object',
-            required: ['code', 'message'],
-            properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
-          },
-        },
-      },
-      FileRef: { type: 'object', required: ['path'], properties: { path: { type: 'string' } } },
-      PublishRequest: {
-        type: 'object',
-        required: ['platform', 'accountId', 'video', 'title'],
-        additionalProperties: false,
-        properties: {
-          platform: { type: 'string' },
-          accountId: { type: 'string' },
-          video: ref('FileRef'),
-          title: { type: 'string' },
-          description: { type: 'string' },
-          tags: { type: 'array', items: { type: 'string' } },
-          cover: ref('FileRef'),
-          publishAt: { type: 'string', format: 'date-time' },
-          priority: { type: 'integer', minimum: 0, maximum: 9, default: 5 },
-          options: { type: 'object' },
-        },
-      },
-      Accepted: { type: 'object', properties: { taskId: { type: 'string' }, status: { type: 'string' } } },
-      TaskDoc: {
-        type: 'object',
-        properties: {
-          task_id: { type: 'string' },
-          task_type: { type: 'string', enum: ['publish', 'batch_publish'] },
-          data: { type: 'object' },
-          priority: { type: 'integer' },
-          parent_task_id: { type: 'string', nullable: true },
-          status: { type: 'string', enum: statuses },
-          created_at: { type: 'string' },
-          started_at: { type: 'string', nullable: true },
-          completed_at: { type: 'string', nullable: true },
-          updated_at: { type: 'string' },
-          error_message: { type: 'string', nullable: true },
-          result: { type: 'object', nullable: true },
-          retry_count: { type: 'integer' },
-          version: { type: 'integer' },
-          attempt: { type: 'integer' },
-          progress: { type: 'object', nullable: true },
-          review: { type: 'object', nullable: true },
-          platform: { type: 'string' },
-          account_id: { type: 'string' },
-          workflow_id: { type: 'string' },
-          run_id: { type: 'string', nullable: true },
-          scheduled_for: { type: 'string', nullable: true },
-          error_kind: { type: 'string', nullable: true },
-        },
-      },
-      TaskList: {
-        type: 'object',
-        properties: { items: { type: 'array', items: ref('TaskDoc') }, total: { type: 'integer' } },
-      },
-      Stats: {
-        type: 'object',
-        properties: Object.fromEntries([...statuses, 'total'].map((s) => [s, { type: 'integer' }])),
-      },
-      RetryDecision: {
-        type: 'object',
-        properties: {
-          patch: {
-            type: 'object',
-            properties: {
-              title: { type: 'string' },
-              description: { type: 'string' },
-              tags: { type: 'array', items: { type: 'string' } },
-              accountId: { type: 'string' },
-              video: ref('FileRef'),
-            },
-          },
-          note: { type: 'string' },
-        },
-      },
-      ReviewOutcome: {
-        type: 'object',
-        properties: { taskId: { type: 'string' }, action: { type: 'string' }, attempt: { type: 'integer' } },
-      },
-    },
-  },
+type JsonSchema = Record<string, unknown>;
+
+export interface ResponseSpec {
+  description: string;
+  schema: z.ZodType;
+  /** Error responses: the `error.code` values this status can carry on this route. */
+  codes?: readonly string[];
+}
+
+export interface RouteSpec {
+  method: 'get' | 'post' | 'delete';
+  /** The Express path, as registered (`/api/v1/tasks/:id`). */
+  path: string;
+  summary: string;
+  params?: Record<string, z.ZodType>;
+  query?: z.ZodObject;
+  headers?: Record<string, z.ZodType>;
+  body?: z.ZodType;
+  bodyRequired?: boolean;
+  responses: Record<number, ResponseSpec>;
+  /** The least role that may call the route (access control lands next; unset means not decided yet). */
+  role?: string;
+}
+
+const err = (description: string, ...codes: string[]): ResponseSpec => ({ description, schema: ErrorBody, codes });
+
+/** Body-parser codes (express.json) pass through the error handler as `error.code`. */
+const PARSE_FAILED = 'entity.parse.failed';
+
+/** What every route that reads a JSON body may also answer. */
+const jsonBodyErrors = {
+  413: err("The body is over the JSON limit (2 MB, under Temporal's 2 MiB payload limit)", 'entity.too.large'),
+  415: err(
+    'The body is not JSON (Content-Type must be application/json), or its charset or encoding is not supported',
+    'unsupported_media_type',
+    'charset.unsupported',
+    'encoding.unsupported',
+  ),
 } as const;
+
+const internal = { 500: err('Unexpected error; details carry the request id (the stack is logged)', 'internal') };
+
+/** Every /api/v1 route: authentication, roles and the rate limit. */
+const accessControlResponses = {
+  401: err('No API key, or an unknown one', 'unauthorized'),
+  403: err("The key's role may not call this route; details name the role needed", 'forbidden'),
+  429: err('Over the per-key request rate; Retry-After says when to come back', 'rate_limited'),
+} as const;
+
+const v1 = (spec: RouteSpec): RouteSpec => ({
+  ...spec,
+  path: `/api/v1${spec.path}`,
+  responses: { ...spec.responses, ...accessControlResponses },
+});
+
+const idempotencyKey = {
+  'Idempotency-Key': IdempotencyKeyHeader.meta({
+    description: 'The same key always names the same task: a repeat returns it (200) and never publishes twice.',
+  }),
+};
+const idempotencyMismatch = {
+  422: err('The Idempotency-Key was used before with a different body', 'idempotency_mismatch'),
+};
+
+const bad = (description: string) => err(description, 'invalid_request');
+const badBody = (description: string) => err(description, 'invalid_request', PARSE_FAILED);
+const taskNotFound = err('Unknown task', 'not_found');
+const reviewConflict = err('The task has no open review', 'review_closed', 'no_open_review');
+
+/** Every route of the app (app.ts, batch.ts, accounts.ts), in the order they are registered. */
+export const ROUTES: readonly RouteSpec[] = [
+  {
+    method: 'get',
+    path: '/healthz',
+    summary: 'The process is up',
+    responses: { 200: { description: 'Up', schema: Health }, ...internal },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    summary: 'Temporal and Redis answer',
+    responses: {
+      200: { description: 'Ready', schema: Ready },
+      503: { description: 'Not ready: says which of the two did not answer', schema: NotReady },
+      ...internal,
+    },
+  },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    responses: { 200: { description: 'The OpenAPI 3.1 document', schema: OpenApiDocumentSchema }, ...internal },
+  },
+  v1({
+    method: 'post',
+    path: '/publish/batch',
+    summary: 'Submit a batch: every item is validated before anything starts',
+    headers: idempotencyKey,
+    body: BatchBody,
+    bodyRequired: true,
+    responses: {
+      202: { description: 'Started', schema: BatchAccepted },
+      200: { description: 'Already submitted with this Idempotency-Key', schema: BatchAccepted },
+      400: badBody('Invalid batch; details list every bad item by index and field'),
+      ...jsonBodyErrors,
+      413: err(
+        'The body is over the JSON limit, or the batch is too large for one workflow input (split it)',
+        'entity.too.large',
+        'batch_too_large',
+      ),
+      ...idempotencyMismatch,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'post',
+    path: '/reviews/retry-all',
+    summary: 'Retry every matching open review (by batchId, or the filters of GET /reviews)',
+    body: RetryAllBody,
+    responses: {
+      200: { description: 'What was retried, and what could not be', schema: RetryAllOutcome },
+      400: badBody('Invalid filter'),
+      ...jsonBodyErrors,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'post',
+    path: '/publish',
+    summary: 'Submit one publish',
+    headers: idempotencyKey,
+    body: PublishBody,
+    bodyRequired: true,
+    responses: {
+      202: { description: 'Started', schema: PublishAccepted },
+      200: {
+        description: 'Already submitted with this Idempotency-Key: the task as it is now',
+        schema: PublishReplayed,
+      },
+      400: badBody('Invalid request; the message and details name the field'),
+      ...jsonBodyErrors,
+      413: err(
+        'The body is over the JSON limit, or the publish is too large for one workflow input',
+        'entity.too.large',
+        'publish_too_large',
+      ),
+      ...idempotencyMismatch,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'get',
+    path: '/tasks/stats',
+    summary: 'Queue stats: the ZCARDs of the status indexes, and their sum',
+    responses: { 200: { description: 'Counts by status', schema: QueueStatsSchema }, ...internal },
+  }),
+  v1({
+    method: 'get',
+    path: '/tasks',
+    summary: 'List tasks, newest first',
+    query: ListTasksQuery,
+    responses: {
+      200: { description: 'One page', schema: TaskPage },
+      400: bad('Invalid query; the message names the parameter'),
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'get',
+    path: '/tasks/:id',
+    summary: 'The task document (the same JSON as redis-cli GET celery:task:<id>)',
+    params: { id: TaskIdParam },
+    responses: {
+      200: { description: 'The document', schema: TaskDocSchema },
+      400: bad('Invalid id'),
+      404: taskNotFound,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'post',
+    path: '/tasks/:id/cancel',
+    summary: 'Cancel a pending, scheduled, running or in-review task',
+    params: { id: TaskIdParam },
+    responses: {
+      200: { description: 'Cancelled', schema: CancelDone },
+      202: { description: 'Cancellation requested, still settling', schema: CancelRequested },
+      400: badBody('Invalid id'),
+      404: taskNotFound,
+      409: err('The task has already finished', 'task_finished'),
+      ...jsonBodyErrors,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'delete',
+    path: '/tasks/:id',
+    summary: "Delete the task document and its index entries; a batch also its children's documents",
+    params: { id: TaskIdParam },
+    query: DeleteQuery,
+    responses: {
+      200: { description: 'Deleted', schema: DeleteOutcomeSchema },
+      400: bad('Invalid id or query'),
+      404: taskNotFound,
+      409: err(
+        "The workflow (task_open) or one of a batch's children (children_open) is still open; force=true terminates them",
+        'task_open',
+        'children_open',
+      ),
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'post',
+    path: '/tasks/:id/reschedule',
+    summary: 'Move a scheduled task to a new publishAt (while it is still waiting)',
+    params: { id: TaskIdParam },
+    body: RescheduleBody,
+    bodyRequired: true,
+    responses: {
+      200: { description: 'The new publish time', schema: RescheduleOutcome },
+      400: badBody('Invalid publishAt, or beyond the horizon (PUBFLOW_SCHEDULE_HORIZON)'),
+      404: taskNotFound,
+      409: err('The task has finished, or is no longer waiting', 'task_finished', 'not_waiting'),
+      ...jsonBodyErrors,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'get',
+    path: '/reviews',
+    summary: 'Open reviews, most recently failed first',
+    query: ListReviewsQuery,
+    responses: {
+      200: { description: 'One page', schema: TaskPage },
+      400: bad('Invalid query; the message names the parameter'),
+      ...internal,
+    },
+  }),
+  ...(
+    [
+      ['retry', 'Retry the publish (attempt N+1), optionally with corrected fields', RetryBody],
+      ['resolve', 'Mark as published by hand (with the url of the post, http or https)', ResolveBody],
+      ['discard', 'Close the review; the task stays failed', DiscardBody],
+    ] as const
+  ).map(([action, summary, body]) =>
+    v1({
+      method: 'post',
+      path: `/reviews/:taskId/${action}`,
+      summary,
+      params: { taskId: TaskIdParam },
+      body,
+      responses: {
+        200: { description: 'The decision was taken', schema: ReviewOutcomeSchema },
+        400: badBody('Invalid decision; the message names the field'),
+        404: taskNotFound,
+        409: reviewConflict,
+        ...jsonBodyErrors,
+        ...internal,
+      },
+    }),
+  ),
+  v1({
+    method: 'get',
+    path: '/accounts',
+    summary: 'Configured accounts, without credentials, with their login state',
+    responses: { 200: { description: 'Every account', schema: AccountList }, ...internal },
+  }),
+  v1({
+    method: 'post',
+    path: '/accounts/:id/reactivate',
+    summary: "After a new login: release the account's held queue (it needed a login after AuthExpired)",
+    params: { id: AccountIdParam },
+    responses: {
+      200: { description: 'Active again', schema: ReactivateOutcome },
+      400: badBody('Invalid id'),
+      404: err('Unknown account', 'not_found'),
+      409: err('The account does not need a login', 'not_needing_login'),
+      ...jsonBodyErrors,
+      ...internal,
+    },
+  }),
+];
+
+/** `/tasks/:id` -> `/tasks/{id}`. */
+export const openApiPath = (expressPath: string): string => expressPath.replace(/:(\w+)/g, '{$1}');
+
+const REF = '#/components/schemas/';
+
+/** Component names of the shared schemas; any other gets one made of its route and status. */
+const REQUEST_NAMES: Array<[string, z.ZodType]> = [
+  ['PublishBody', PublishBody],
+  ['BatchBody', BatchBody],
+  ['RetryAllBody', RetryAllBody],
+  ['RetryBody', RetryBody],
+  ['ResolveBody', ResolveBody],
+  ['DiscardBody', DiscardBody],
+  ['RescheduleBody', RescheduleBody],
+];
+const RESPONSE_NAMES: Array<[string, z.ZodType]> = [
+  ['Error', ErrorBody],
+  ['TaskDoc', TaskDocSchema],
+  ['TaskPage', TaskPage],
+  ['QueueStats', QueueStatsSchema],
+  ['PublishAccepted', PublishAccepted],
+  ['PublishReplayed', PublishReplayed],
+  ['BatchAccepted', BatchAccepted],
+  ['CancelDone', CancelDone],
+  ['CancelRequested', CancelRequested],
+  ['DeleteOutcome', DeleteOutcomeSchema],
+  ['RescheduleOutcome', RescheduleOutcome],
+  ['ReviewOutcome', ReviewOutcomeSchema],
+  ['RetryAllOutcome', RetryAllOutcome],
+  ['AccountList', AccountList],
+  ['ReactivateOutcome', ReactivateOutcome],
+  ['Health', Health],
+  ['Ready', Ready],
+  ['NotReady', NotReady],
+  ['OpenApiDocument', OpenApiDocumentSchema],
+];
+
+/** zod's JSON Schema, without the `$schema`/`$id` it puts on each root (the document's dialect covers them). */
+function clean(schema: JsonSchema): JsonSchema {
+  const { $schema: _s, $id: _i, ...rest } = schema;
+  return rest;
+}
+
+/** Component names: each schema object gets one, the first name it is registered under. */
+function registerAll(entries: Array<[string, z.ZodType]>): {
+  registry: z.core.$ZodRegistry<{ id: string }>;
+  ids: Map<z.ZodType, string>;
+} {
+  const registry = z.registry<{ id: string }>();
+  const ids = new Map<z.ZodType, string>();
+  for (const [id, schema] of entries) {
+    if (ids.has(schema)) continue;
+    ids.set(schema, id);
+    registry.add(schema, { id });
+  }
+  return { registry, ids };
+}
+
+function componentsFor(
+  entries: Array<[string, z.ZodType]>,
+  io: 'input' | 'output',
+): { schemas: Record<string, JsonSchema>; ids: Map<z.ZodType, string> } {
+  const { registry, ids } = registerAll(entries);
+  const out = z.toJSONSchema(registry, { io, uri: (id) => `${REF}${id}`, target: 'draft-2020-12' });
+  const schemas: Record<string, JsonSchema> = {};
+  for (const [id, s] of Object.entries(out.schemas)) schemas[id] = clean(s as JsonSchema);
+  return { schemas, ids };
+}
+
+/** A parameter's schema, inline (parameters are small and never shared). */
+const inline = (schema: z.ZodType): JsonSchema =>
+  clean(z.toJSONSchema(schema, { io: 'input', target: 'draft-2020-12' }) as JsonSchema);
+
+function errorSchema(codes: readonly string[] | undefined): JsonSchema {
+  const ref = { $ref: `${REF}Error` };
+  if (!codes || codes.length === 0) return ref;
+  return {
+    allOf: [ref, { type: 'object', properties: { error: { type: 'object', properties: { code: { enum: codes } } } } }],
+  };
+}
+
+/** Builds the document from the route table. */
+export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Record<string, unknown> {
+  // Components: names from the route table (Body/Response suffixes keep request and response names apart).
+  const responseEntries: Array<[string, z.ZodType]> = [...RESPONSE_NAMES];
+  const requestEntries: Array<[string, z.ZodType]> = [...REQUEST_NAMES];
+  const nameOf = (method: string, path: string, suffix: string) =>
+    `${method}${path.replace(/^\/api\/v1/, '').replace(/[^A-Za-z0-9]+(\w)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}${suffix}`;
+  for (const r of routes) {
+    if (r.body) requestEntries.push([nameOf(r.method, r.path, 'Body'), r.body]);
+    for (const [status, resp] of Object.entries(r.responses))
+      if (resp.schema !== ErrorBody) responseEntries.push([nameOf(r.method, r.path, status), resp.schema]);
+  }
+  const requests = componentsFor(requestEntries, 'input');
+  const responses = componentsFor(responseEntries, 'output');
+
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const parameters: JsonSchema[] = [];
+    for (const [name, schema] of Object.entries(r.params ?? {}))
+      parameters.push({ name, in: 'path', required: true, schema: inline(schema) });
+    if (r.query) {
+      const q = inline(r.query) as { properties?: Record<string, JsonSchema>; required?: string[] };
+      for (const [name, schema] of Object.entries(q.properties ?? {}))
+        parameters.push({ name, in: 'query', required: q.required?.includes(name) ?? false, schema });
+    }
+    for (const [name, schema] of Object.entries(r.headers ?? {})) {
+      const s = inline(schema);
+      const { description, ...rest } = s;
+      parameters.push({ name, in: 'header', required: false, ...(description ? { description } : {}), schema: rest });
+    }
+    const responseObjects: Record<string, unknown> = {};
+    for (const [status, resp] of Object.entries(r.responses)) {
+      const schema =
+        resp.schema === ErrorBody ? errorSchema(resp.codes) : { $ref: `${REF}${responses.ids.get(resp.schema)!}` };
+      responseObjects[status] = { description: resp.description, content: { 'application/json': { schema } } };
+    }
+    const operation: Record<string, unknown> = {
+      operationId: nameOf(r.method, r.path, ''),
+      summary: r.summary,
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(r.body
+        ? {
+            requestBody: {
+              required: r.bodyRequired ?? false,
+              content: { 'application/json': { schema: { $ref: `${REF}${requests.ids.get(r.body)!}` } } },
+            },
+          }
+        : {}),
+      responses: responseObjects,
+      ...(r.role ? { 'x-pubflow-role': r.role } : {}),
+    };
+    (paths[openApiPath(r.path)] ??= {})[r.method] = operation;
+  }
+
+  return {
+    openapi: '3.1.1',
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    info: {
+      title: 'pubflow',
+      version: '0.1.0',
+      description:
+        'Durable publishing: single and batch publishes run as Temporal workflows; failures go to a manual-review ' +
+        'library; every task is mirrored at celery:task:<id> in Redis. Errors are {"error": {"code", "message", ' +
+        '"details"}}. Generated from the zod schemas of src/api/schemas.ts.',
+    },
+    paths,
+    components: { schemas: { ...requests.schemas, ...responses.schemas } },
+  };
+}
+
+export const openApiDocument = buildOpenApiDocument();

@@ -22,6 +22,7 @@ import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
 import { eventually, workflowBundle } from '../helpers/harness';
+import { validateResponses } from '../helpers/openapi-validator';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from '../helpers/servers';
 
@@ -189,16 +190,19 @@ async function wire(
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const apiStore = new ProjectionStore(apiRedis, { ttlSeconds: config.statusTtlSeconds });
-  const app = createApp({
-    client,
-    redis: apiRedis,
-    tsm: new TaskStateManager(apiRedis),
-    store: apiStore,
-    accounts,
-    drivers,
-    config,
-    log: createLogger('test-api', { silent: true }),
-  });
+  // Every response the tests see is checked against /openapi.json (a mismatch fails the test that caused it).
+  const app = validateResponses(
+    createApp({
+      client,
+      redis: apiRedis,
+      tsm: new TaskStateManager(apiRedis),
+      store: apiStore,
+      accounts,
+      drivers,
+      config,
+      log: createLogger('test-api', { silent: true }),
+    }),
+  );
 
   return { app, redis, client, config, scripted, mediaRoot, outsideFile, close };
 }
