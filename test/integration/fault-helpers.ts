@@ -457,6 +457,19 @@ export async function startBatch(
   });
 }
 
+/** Start a batch of `total` items, all in flight at once (item i: `publishRequest(stack, i, item(i))`), and name its children. */
+export async function startBatchOf(
+  stack: FaultStack,
+  o: { taskQueue: string; total: number; item?: (i: number) => Partial<PublishRequest> },
+): Promise<{ batch: WorkflowHandle<typeof publishBatch>; ids: string[] }> {
+  const batch = await startBatch(stack, {
+    taskQueue: o.taskQueue,
+    items: Array.from({ length: o.total }, (_, i) => publishRequest(stack, i, o.item?.(i))),
+    concurrency: o.total,
+  });
+  return { batch, ids: childIds(batch.workflowId, o.total) };
+}
+
 /** Start one publish as `POST /api/v1/publish` does. */
 export async function startSingle(
   stack: FaultStack,

@@ -7,14 +7,12 @@ import { INDEX_PATTERNS, TASK_PATTERN, taskKey } from '../../src/projection/keys
 import type { TaskDoc } from '../../src/shared/types';
 import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
   isSettled,
   printFigures,
-  publishRequest,
-  startBatch,
+  startBatchOf,
   useFaultStack,
   storedDoc,
   storedDocs,
@@ -58,12 +56,7 @@ test('Redis restarted on its AOF mid-traffic: the projection is intact and the w
   const { endpoint, redis, client, redisServer } = stack;
   endpoint.behaviour = () => ({ status: 200, afterMs: 500 });
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
   batches.push({ batchId: batch.workflowId, ids });
   await stack.waitUntil(
     'a quarter of the batch published',
@@ -142,12 +135,7 @@ test('Redis wiped (FLUSHALL): `node lib/reconcile.js` rebuilds the projection as
     r.title?.startsWith('rejected') ? { status: 422 } : r.title?.startsWith('held') ? 'hold' : { status: 200 };
   const total = 12;
   const title = (i: number) => (i < 2 ? `rejected ${i}` : i < 4 ? `held ${i}` : `fault item ${i}`);
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i, { title: title(i) })),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total, item: (i) => ({ title: title(i) }) });
   batches.push({ batchId: batch.workflowId, ids });
   // Steady: every task is settled, or waits behind a held upload on its account (one upload at a time per account),
   // and the batch's document has caught up.

@@ -6,14 +6,12 @@ import { reviewDecisionUpdate } from '../../src/shared/definitions';
 import type { TaskDoc } from '../../src/shared/types';
 import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
   isSettled,
   printFigures,
-  publishRequest,
-  startBatch,
+  startBatchOf,
   useFaultStack,
   storedDocs,
   tally,
@@ -33,12 +31,7 @@ test('Temporal restarted mid-batch on the same SQLite file: the workers reconnec
   const { endpoint, redis, client, dev } = stack;
   endpoint.behaviour = () => ({ status: 200, afterMs: 800 });
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
   await stack.waitUntil(
     'a third of the batch published, with uploads in flight',
     async () =>

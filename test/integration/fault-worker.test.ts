@@ -7,7 +7,6 @@ import { parseDuration } from '../../src/config';
 import { reviewDecisionUpdate } from '../../src/shared/definitions';
 import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
@@ -15,7 +14,7 @@ import {
   isSettled,
   printFigures,
   publishRequest,
-  startBatch,
+  startBatchOf,
   useFaultStack,
   startSingle,
   storedDoc,
@@ -50,12 +49,7 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
   const { endpoint, redis, client } = stack;
   endpoint.behaviour = () => 'hold';
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
   await stack.waitUntil('4 uploads held at the endpoint', () => endpoint.inFlight().length === 4, {
     timeoutMs: 60_000,
   });
