@@ -13,10 +13,10 @@ import { loadAccounts } from '../../src/platforms/accounts';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { TaskDoc } from '../../src/shared/types';
-import { eventually } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { freePort } from '../helpers/servers';
 import { docWhere, publish, publishBody, redisDoc, startApiStack, WEBHOOK_SECRET, type ApiStack } from './fixtures';
-import { WebhookReceiver } from './webhook-receiver';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 let stack: ApiStack;
 let receiver: WebhookReceiver;
@@ -68,7 +68,8 @@ async function succeeded(id: string): Promise<TaskDoc> {
 }
 
 /** Waits until the scripted driver is inside a call for this task (it hangs there until aborted). */
-const driverRunning = (id: string) => eventually(async () => stack.scripted.callsFor(id).length > 0);
+const driverRunning = (id: string) =>
+  waitUntil(`the driver to be called for ${id}`, async () => stack.scripted.callsFor(id).length > 0);
 
 describe('publishing and reading tasks', () => {
   test('a publish is accepted as pending, mirrored at celery:task:<id>, ends success and is counted and listed', async () => {
@@ -356,7 +357,13 @@ describe('409: the task state does not allow it', () => {
     expect(await stack.redis.zscore('celery:index:type:publish', id)).toBeNull();
     expect((await stack.client.workflow.getHandle(id).describe()).status.name).toBe('TERMINATED');
     // The terminated workflow's upload learns of it on its next heartbeat and aborts the driver.
-    await eventually(async () => stack.scripted.aborted.some((c) => c.taskId === id), 15_000);
+    await waitUntil(
+      `the upload of ${id} to be aborted`,
+      async () => stack.scripted.aborted.some((c) => c.taskId === id),
+      {
+        timeoutMs: 15_000,
+      },
+    );
     // Nothing writes the document back afterwards.
     expect(await stack.redis.exists(`celery:task:${id}`)).toBe(0);
     expect(await zscore('running', id)).toBeNull();
@@ -669,7 +676,7 @@ describe('a task carries its first document in its memo from the start', () => {
     const memoOf = async (id: string) =>
       (await stack.client.workflow.getHandle(id).describe()).memo?.pubflowDoc as TaskDoc | undefined;
     for (const id of [single, child]) {
-      const memo = await eventually(() => memoOf(id));
+      const memo = await waitUntil(`the memo of ${id}`, () => memoOf(id));
       expect(memo).toMatchObject({ task_id: id, status: 'pending', version: 1 });
     }
     expect((await memoOf(child))?.parent_task_id).toBe(res.body.taskId);

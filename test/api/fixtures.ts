@@ -21,8 +21,9 @@ import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
-import { eventually, workflowBundle } from '../helpers/harness';
+import { workflowBundle } from '../helpers/harness';
 import { validateResponses } from '../helpers/openapi-validator';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from '../helpers/servers';
 
@@ -233,8 +234,12 @@ export async function redisDoc(redis: Redis, taskId: string): Promise<TaskDoc | 
 
 /** Polls Redis until the task's document satisfies `pred`. */
 export function docWhere(redis: Redis, taskId: string, pred: (d: TaskDoc) => boolean, timeoutMs = 20_000) {
-  return eventually(async () => {
-    const d = await redisDoc(redis, taskId);
-    return d && pred(d) ? d : undefined;
-  }, timeoutMs);
+  return waitUntil(
+    `the document of ${taskId} to match`,
+    async () => {
+      const d = await redisDoc(redis, taskId);
+      return d && pred(d) ? d : undefined;
+    },
+    { timeoutMs },
+  );
 }

@@ -29,7 +29,7 @@ import {
   validateResponses,
 } from '../helpers/openapi-validator';
 import { docWhere, publish, publishBody, redisDoc, startApiStack, type ApiStack } from './fixtures';
-import { WebhookReceiver } from './webhook-receiver';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 /** The response schemas are at least as narrow as the types the routes build (a drift fails the typecheck). */
 type Narrower<S, T> = S extends T ? true : never;

@@ -5,10 +5,10 @@
  */
 import request from 'supertest';
 import type { TaskDoc, TaskStatus } from '../../src/shared/types';
-import { eventually } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { docWhere, publish, startApiStack, WEBHOOK_SECRET, type ApiStack } from './fixtures';
 import { RedisMonitor } from './redis-monitor';
-import { WebhookReceiver } from './webhook-receiver';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 let stack: ApiStack;
 let receiver: WebhookReceiver;
@@ -21,9 +21,9 @@ let secretSentToRedis = false;
 beforeAll(async () => {
   receiver = await WebhookReceiver.start();
   // The endpoint's behaviour is chosen by the title, so each task is independent of the others.
-  receiver.answer = (req) => {
-    if (req.metadata.title.startsWith('broken')) return { status: 500, body: { error: 'cms exploded' } };
-    if (req.metadata.title.startsWith('slow')) return 'hang';
+  receiver.behaviour = (req) => {
+    if (req.title?.startsWith('broken')) return { status: 500, body: { error: 'cms exploded' } };
+    if (req.title?.startsWith('slow')) return 'hang';
     return {
       status: 200,
       body: {
@@ -67,7 +67,7 @@ test('1-2. a publish goes pending -> running -> success in Redis, and is counted
 
   const done = await docWhere(stack.redis, id, (d) => d.status === 'success');
   expect(done.result).toEqual({ postId: `cms-${id}-1`, url: `https://cms.test/p/${id}` });
-  await eventually(async () => statusesOf(id).at(-1) === 'success');
+  await waitUntil(`MONITOR to see ${id} stored as success`, async () => statusesOf(id).at(-1) === 'success');
   expect(statusesOf(id)).toEqual(['pending', 'running', 'success']);
 
   // The one request: multipart with the metadata, both files, the account's headers and the idempotency key.
@@ -75,10 +75,10 @@ test('1-2. a publish goes pending -> running -> success in Redis, and is counted
   expect(more).toHaveLength(0);
   expect(req).toMatchObject({
     method: 'POST',
-    idempotencyKey: `${id}:1`,
+    key: `${id}:1`,
     metadata: { taskId: id, attempt: 1, platform: 'webhook', accountId: 'hook', title: 'hello world', tags: ['e2e'] },
-    files: { video: 64 * 1024, cover: 2048 },
-    answered: 200,
+    files: { video: { size: 64 * 1024 }, cover: { size: 2048 } },
+    status: 200,
   });
   expect(req?.headers.authorization).toBe(WEBHOOK_SECRET);
   expect(req?.headers['x-tenant']).toBe('brand-a');
@@ -118,15 +118,15 @@ test('3-4. an endpoint 500 lands in review; a retry with a corrected title succe
   const done = await docWhere(stack.redis, id, (d) => d.status === 'success');
   expect(done).toMatchObject({ retry_count: 1, attempt: 2, result: { postId: `cms-${id}-2` } });
   // After the retry the task is pending again while it waits for its account's turn.
-  await eventually(async () => statusesOf(id).at(-1) === 'success');
+  await waitUntil(`MONITOR to see ${id} stored as success`, async () => statusesOf(id).at(-1) === 'success');
   expect(statusesOf(id)).toEqual(['pending', 'running', 'failed', 'pending', 'running', 'success']);
 
   const requests = receiver.requestsFor(id);
-  expect(requests.map((r) => [r.idempotencyKey, r.metadata.attempt, r.metadata.title, r.answered])).toEqual([
+  expect(requests.map((r) => [r.key, r.metadata.attempt, r.metadata.title, r.status])).toEqual([
     [`${id}:1`, 1, 'broken title', 500],
     [`${id}:2`, 2, 'corrected title', 200],
   ]);
-  expect(new Set(requests.map((r) => r.idempotencyKey)).size).toBe(2);
+  expect(new Set(requests.map((r) => r.key)).size).toBe(2);
   expect(monitor.errors).toEqual([]); // the review message quotes the endpoint's JSON: MONITOR decoding copes
   const after = await api().get('/api/v1/reviews').query({ platform: 'webhook' });
   expect((after.body.items as TaskDoc[]).map((d) => d.task_id)).not.toContain(id);
@@ -135,18 +135,18 @@ test('3-4. an endpoint 500 lands in review; a retry with a corrected title succe
 test('5. cancelling a publish whose endpoint is slow aborts the request and ends cancelled', async () => {
   const id = await publish(stack.app, hookBody('slow upload'));
   // The whole upload has arrived; the endpoint is sitting on its answer.
-  const [req] = await eventually(async () => {
+  const [req] = await waitUntil(`the whole upload of ${id} at the receiver`, async () => {
     const r = receiver.requestsFor(id);
-    return r.length > 0 ? r : undefined;
+    return r.length > 0 && r[0]!.bodyAt !== undefined ? r : undefined;
   });
-  expect(req?.aborted).toBe(false);
+  expect(req?.abortedAt).toBeUndefined();
   await docWhere(stack.redis, id, (d) => d.status === 'running');
 
   const res = await api().post(`/api/v1/tasks/${id}/cancel`);
   expect(res.status).toBe(200);
   expect(res.body).toEqual({ taskId: id, status: 'cancelled' });
   // The workflow waited for the upload to finish cancelling: the driver has dropped the connection.
-  await eventually(async () => req?.aborted, 2000);
+  await waitUntil('the driver to drop the connection', async () => req?.abortedAt !== undefined, { timeoutMs: 2000 });
   expect(receiver.requestsFor(id)).toHaveLength(1);
 
   const d = await docWhere(stack.redis, id, (x) => x.status === 'cancelled');

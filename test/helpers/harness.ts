@@ -5,17 +5,37 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Worker,
+  type WorkerOptions,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import Redis from 'ioredis';
+import { createActivities, type ActivityDeps } from '../../src/activities';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { loadAccounts, type AccountRegistry } from '../../src/platforms/accounts';
 import type { PlatformDriver } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
+import { uploadQueueFor } from '../../src/shared/task-queues';
+import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
-import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from './servers';
+import { waitUntil, type PollOptions } from './polling';
+import {
+  createTimeSkippingEnv,
+  startDevServer,
+  startRedis,
+  tempDir,
+  type DevServer,
+  type DevServerOptions,
+  type RedisServer,
+} from './servers';
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file. */
@@ -60,6 +80,57 @@ export function projectionHarness(redisUrl: string, accountsFile = writeAccounts
   };
 }
 
+/**
+ * The per-file setup of a test file: `start` runs once in `beforeAll` and its result goes to `onStart` (which
+ * assigns the file's variables, and may start more); the stack is closed in `afterAll`, also when `onStart` failed.
+ */
+export function perFile<T extends { close(): Promise<void> }>(
+  start: () => Promise<T>,
+  onStart: (stack: T) => unknown,
+  timeouts: { startMs?: number; closeMs?: number } = {},
+): void {
+  let stack: T | undefined;
+  beforeAll(async () => {
+    stack = await start();
+    await onStart(stack);
+  }, timeouts.startMs);
+  afterAll(async () => {
+    await stack?.close();
+  }, timeouts.closeMs);
+}
+
+export interface WorkflowTestStack {
+  env: TestWorkflowEnvironment;
+  redisServer: RedisServer;
+  harness: Harness;
+  close(): Promise<void>;
+}
+
+/**
+ * What a workflow test file sets up once in `beforeAll`: one time-skipping environment, one redis-server and the
+ * projection harness on it, with the workflows bundled meanwhile (each worker of the file reuses the bundle).
+ */
+export async function startWorkflowTestStack(
+  opts: { accounts?: unknown[]; appendonly?: boolean } = {},
+): Promise<WorkflowTestStack> {
+  const [env, redisServer] = await Promise.all([
+    createTimeSkippingEnv(),
+    startRedis({ appendonly: opts.appendonly }),
+    workflowBundle(),
+  ]);
+  const harness = projectionHarness(redisServer.url, writeAccountsFile(opts.accounts));
+  return {
+    env,
+    redisServer,
+    harness,
+    async close() {
+      await harness.close();
+      await env.teardown();
+      await redisServer.destroy();
+    },
+  };
+}
+
 /** Run a pubflow worker pair on a fresh task queue while `fn` runs. */
 export async function withWorker<T>(
   opts: {
@@ -97,23 +168,29 @@ export async function withWorker<T>(
   }
 }
 
-/** Poll until `check` returns a truthy value (real time; for conditions reached by background work). */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | null | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+/** Wait until the task's document, as the TaskStateManager reads it from Redis, satisfies `pred`; return it. */
+export function waitForDoc(h: Harness, id: string, pred: (d: TaskDoc) => boolean, opts?: PollOptions) {
+  return waitUntil(
+    `the document of ${id} to match`,
+    async () => {
+      const d = await h.tsm.getTaskState(id);
+      return d && pred(d) ? d : undefined;
+    },
+    opts,
+  );
+}
+
+/**
+ * Waits for the workflow to end cancelled. Always await this before the test's worker stops: a workflow left with
+ * activities pending on a stopped task queue would hold the shared test server's clock.
+ */
+export async function expectCancelled(handle: WorkflowHandle): Promise<void> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
 }
 
 export type { Client };
@@ -130,17 +207,26 @@ export interface DevStack {
   dev: DevServer;
   redisServer: RedisServer;
   harness: Harness;
+  /** The client's connection. */
+  connection: Connection;
   client: Client;
   /** For workers. */
   native: NativeConnection;
   close(): Promise<void>;
 }
 
-/** A dev server configured as `make up` runs it, a redis-server, and the connections a test file needs. */
-export async function startDevStack(accounts: unknown[]): Promise<DevStack> {
+/**
+ * A dev server (configured as `make up` runs it unless `devServer` says otherwise), a redis-server, and the
+ * connections a test file needs; the workflows bundled meanwhile.
+ */
+export async function startDevStack(
+  accounts: unknown[] = TEST_ACCOUNTS,
+  opts: { devServer?: DevServerOptions } = {},
+): Promise<DevStack> {
   const [dev, redisServer] = await Promise.all([
-    startDevServer({ dynamicConfig: MAKE_UP_DYNAMIC_CONFIG }),
+    startDevServer(opts.devServer ?? { dynamicConfig: MAKE_UP_DYNAMIC_CONFIG }),
     startRedis(),
+    workflowBundle(),
   ]);
   const harness = projectionHarness(redisServer.url, writeAccountsFile(accounts));
   const connection = await Connection.connect({ address: dev.address });
@@ -149,6 +235,7 @@ export async function startDevStack(accounts: unknown[]): Promise<DevStack> {
     dev,
     redisServer,
     harness,
+    connection,
     client: new Client({ connection }),
     native,
     async close() {
@@ -158,4 +245,35 @@ export async function startDevStack(accounts: unknown[]): Promise<DevStack> {
       await Promise.all([dev.destroy(), redisServer.destroy()]);
     },
   };
+}
+
+/**
+ * The two workers of one pubflow process, as src/worker.ts builds them, for tests that run them on their own terms
+ * (start the upload worker later, several pairs on one queue). Unlike createPubflowWorkers it leaves the heartbeat
+ * throttle to the caller (the SDK's default when absent), as these tests were written against.
+ */
+export async function createWorkerPair(opts: {
+  connection: NativeConnection;
+  taskQueue: string;
+  deps: ActivityDeps;
+  uploadConcurrency: number;
+  maxHeartbeatThrottleInterval?: WorkerOptions['maxHeartbeatThrottleInterval'];
+}): Promise<{ main: Worker; uploads: Worker }> {
+  const { upload, ...bookkeeping } = createActivities(opts.deps);
+  const main = await Worker.create({
+    connection: opts.connection,
+    taskQueue: opts.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: bookkeeping, // createActivities includes the gate activities
+    shutdownGraceTime: '1s',
+  });
+  const uploads = await Worker.create({
+    connection: opts.connection,
+    taskQueue: uploadQueueFor(opts.taskQueue),
+    activities: { upload },
+    maxConcurrentActivityTaskExecutions: opts.uploadConcurrency,
+    ...(opts.maxHeartbeatThrottleInterval ? { maxHeartbeatThrottleInterval: opts.maxHeartbeatThrottleInterval } : {}),
+    shutdownGraceTime: '1s',
+  });
+  return { main, uploads };
 }

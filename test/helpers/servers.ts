@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { StopWaiting, waitUntil } from './polling';
 import { toolPaths } from './tools';
 import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
 
@@ -45,19 +46,16 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess) {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what} exited early with code ${child.exitCode}`);
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not become ready in ${timeoutMs} ms: ${String(lastErr)}`);
+/** Poll `check` until the server answers; stop at once if its process has exited. */
+function waitReady(what: string, check: () => Promise<boolean>, timeoutMs: number, child: ChildProcess) {
+  return waitUntil(
+    `${what} to become ready`,
+    () => {
+      if (child.exitCode !== null) throw new StopWaiting(`${what} exited early with code ${child.exitCode}`);
+      return check();
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
@@ -103,12 +101,10 @@ function redisPing(port: number): Promise<boolean> {
   });
 }
 
-export interface RedisServer {
-  url: string;
-  port: number;
-  dir: string;
+/** A server process the tests started: stopped, killed and started again by its PID, on the same ports and dir. */
+export interface ManagedServer {
   pid: number;
-  /** Stop the server (SIGTERM: it writes its AOF and exits). */
+  /** Stop the server (SIGTERM: redis-server writes its AOF, the dev server its SQLite file, and exits). */
   stop(): Promise<void>;
   /** Kill it hard (SIGKILL). */
   kill(): Promise<void>;
@@ -118,8 +114,43 @@ export interface RedisServer {
   destroy(): Promise<void>;
 }
 
+export interface RedisServer extends ManagedServer {
+  url: string;
+  port: number;
+  dir: string;
+}
+
+/** One server process: spawned by `start`, ready when `ready` resolves, stopped and killed by its PID. */
+function managedProcess(o: {
+  dir: string;
+  spawn: () => ChildProcess;
+  ready: (child: ChildProcess) => Promise<unknown>;
+  stopGraceMs?: number;
+}): ManagedServer {
+  let child: ChildProcess | undefined;
+  const server: ManagedServer = {
+    pid: 0,
+    async start() {
+      child = o.spawn();
+      server.pid = child.pid ?? 0;
+      await o.ready(child);
+    },
+    async stop() {
+      if (child) await stopChild(child, 'SIGTERM', o.stopGraceMs);
+    },
+    async kill() {
+      if (child) await stopChild(child, 'SIGKILL');
+    },
+    async destroy() {
+      await server.stop();
+      rmSync(o.dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
 /** Starts the server; if it fails to come up, stops it and removes its data dir before passing the error on. */
-async function startOrClean<T extends { start(): Promise<void>; destroy(): Promise<void> }>(server: T): Promise<T> {
+async function startOrClean<T extends ManagedServer>(server: T): Promise<T> {
   try {
     await server.start();
     return server;
@@ -149,60 +180,42 @@ async function startRedisOnce(opts: { appendonly?: boolean }): Promise<RedisServ
   const bin = toolPaths().redisServer || 'redis-server';
   const port = await freePort();
   const dir = tempDir('redis');
-  let child: ChildProcess | undefined;
-  const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}/0`,
-    port,
-    dir,
-    pid: 0,
-    async start() {
-      child = spawnTracked(
-        bin,
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--dir',
-          dir,
-          '--save',
-          '',
-          '--appendonly',
-          opts.appendonly ? 'yes' : 'no',
-          '--appendfsync',
-          'always',
-          '--protected-mode',
-          'no',
-        ],
-        'redis-server',
-      );
-      server.pid = child.pid ?? 0;
-      await waitFor(`redis-server on :${port}`, () => redisPing(port), 10_000, child);
-    },
-    async stop() {
-      if (child) await stopChild(child);
-    },
-    async kill() {
-      if (child) await stopChild(child, 'SIGKILL');
-    },
-    async destroy() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server: RedisServer = Object.assign(
+    managedProcess({
+      dir,
+      spawn: () =>
+        spawnTracked(
+          bin,
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--dir',
+            dir,
+            '--save',
+            '',
+            '--appendonly',
+            opts.appendonly ? 'yes' : 'no',
+            '--appendfsync',
+            'always',
+            '--protected-mode',
+            'no',
+          ],
+          'redis-server',
+        ),
+      ready: (child) => waitReady(`redis-server on :${port}`, () => redisPing(port), 10_000, child),
+    }),
+    { url: `redis://127.0.0.1:${port}/0`, port, dir },
+  );
   return startOrClean(server);
 }
 
-export interface DevServer {
+export interface DevServer extends ManagedServer {
   address: string;
   namespace: string;
   uiPort: number;
   dbFile: string;
-  pid: number;
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-  start(): Promise<void>;
-  destroy(): Promise<void>;
 }
 
 /** SQLite settings of the test dev servers (and of `make up`); see startDevServerOnce. */
@@ -229,7 +242,6 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   const metricsPort = await freePort();
   const dir = tempDir('temporal');
   const dbFile = path.join(dir, 'temporal.db');
-  let child: ChildProcess | undefined;
   const args = [
     'server',
     'start-dev',
@@ -256,41 +268,30 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
     // tests do), and it took the dev server from ~2 to ~5 batch items/s on this 2-core machine (docs/benchmarks.md).
     ...(opts.sqlitePragmas ?? DEV_SERVER_SQLITE_PRAGMAS).flatMap((p) => ['--sqlite-pragma', p]),
   ];
-  const server: DevServer = {
-    address: `127.0.0.1:${port}`,
-    namespace: 'default',
-    uiPort,
-    dbFile,
-    pid: 0,
-    async start() {
-      child = spawnTracked(cli, args, 'temporal dev server');
-      server.pid = child.pid ?? 0;
-      await waitFor(
-        `temporal dev server on :${port}`,
-        async () => {
-          const conn = await Connection.connect({ address: server.address, connectTimeout: 1000 });
-          try {
-            await conn.workflowService.describeNamespace({ namespace: 'default' });
-            return true;
-          } finally {
-            await conn.close();
-          }
-        },
-        60_000,
-        child,
-      );
-    },
-    async stop() {
-      if (child) await stopChild(child, 'SIGTERM', 15_000);
-    },
-    async kill() {
-      if (child) await stopChild(child, 'SIGKILL');
-    },
-    async destroy() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const address = `127.0.0.1:${port}`;
+  const server: DevServer = Object.assign(
+    managedProcess({
+      dir,
+      spawn: () => spawnTracked(cli, args, 'temporal dev server'),
+      ready: (child) =>
+        waitReady(
+          `temporal dev server on :${port}`,
+          async () => {
+            const conn = await Connection.connect({ address, connectTimeout: 1000 });
+            try {
+              await conn.workflowService.describeNamespace({ namespace: 'default' });
+              return true;
+            } finally {
+              await conn.close();
+            }
+          },
+          60_000,
+          child,
+        ),
+      stopGraceMs: 15_000,
+    }),
+    { address, namespace: 'default', uiPort, dbFile },
+  );
   return startOrClean(server);
 }
 

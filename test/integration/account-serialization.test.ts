@@ -6,22 +6,21 @@
  * is reactivated through the API.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { createApp } from '../../src/api/app';
-import { createActivities } from '../../src/activities';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { authExpired, type DriverResult, type PlatformDriver, type PublishContext } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
 import { DEFAULT_POLICY, type PublishPolicy, type QueueLimits } from '../../src/shared/policy';
-import { uploadQueueFor } from '../../src/shared/task-queues';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, projectionHarness, workflowBundle, writeAccountsFile, type Harness } from '../helpers/harness';
-import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
+import { createWorkerPair, type Harness, perFile, startDevStack, waitForDoc } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
+import type { DevServer, RedisServer } from '../helpers/servers';
 
 const ACCOUNTS = ['a1', 'a2', 'a3', 'a4'].map((id) => ({ id, platform: 'scripted', settings: {} }));
 const log = createLogger('test-worker', { silent: true });
@@ -29,22 +28,13 @@ const log = createLogger('test-worker', { silent: true });
 let dev: DevServer;
 let redisServer: RedisServer;
 let h: Harness;
-let connection: Connection;
 let client: Client;
 
-beforeAll(async () => {
-  [dev, redisServer] = await Promise.all([startDevServer(), startRedis()]);
-  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
-  connection = await Connection.connect({ address: dev.address });
-  client = new Client({ connection });
-  await workflowBundle();
-});
-
-afterAll(async () => {
-  await connection?.close();
-  await h?.close();
-  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
-});
+// A dev server with its default dynamic config.
+perFile(
+  () => startDevStack(ACCOUNTS, { devServer: {} }),
+  (s) => ({ dev, redisServer, harness: h, client } = s),
+);
 
 /** What every worker's driver reports to: uploads in flight per account and in all, and who ran what. */
 class Tracker {
@@ -122,21 +112,12 @@ async function startWorkerPair(
     drivers: new DriverRegistry([new TrackedDriver(label, tracker, behaviours)]),
     log,
   };
-  const { upload, ...bookkeeping } = createActivities(deps);
-  const main = await Worker.create({
+  const { main, uploads } = await createWorkerPair({
     connection: native,
     taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: bookkeeping, // createActivities includes the gate activities
-    shutdownGraceTime: '1s',
-  });
-  const uploads = await Worker.create({
-    connection: native,
-    taskQueue: uploadQueueFor(taskQueue),
-    activities: { upload },
-    maxConcurrentActivityTaskExecutions: 3,
+    deps,
+    uploadConcurrency: 3,
     maxHeartbeatThrottleInterval: '1s',
-    shutdownGraceTime: '1s',
   });
   const running = Promise.all([main.run(), uploads.run()]);
   return async () => {
@@ -193,10 +174,7 @@ function start(taskQueue: string, over: Partial<PublishRequest>, policy = policy
 }
 
 const docWhere = (id: string, pred: (d: TaskDoc) => boolean, timeoutMs = 30_000) =>
-  eventually(async () => {
-    const d = await h.tsm.getTaskState(id);
-    return d && pred(d) ? d : undefined;
-  }, timeoutMs);
+  waitForDoc(h, id, pred, { timeoutMs });
 
 test('three worker pairs: never two uploads at once on an account, accounts in parallel, every worker used', async () => {
   const tracker = new Tracker();
@@ -233,7 +211,7 @@ test('a holder terminated mid-upload loses its turn after its lease; the next ta
   const policy = policyWith({}, { uploadTimeoutMs: 3000, heartbeatTimeoutMs: 2000 });
   await withWorkers(2, tracker, { hang: hangUntilAborted }, async (tq) => {
     const holder = await start(tq, { title: 'hang' }, policy);
-    await eventually(async () => tracker.calls.length === 1);
+    await waitUntil('the first upload to start', async () => tracker.calls.length === 1);
     const next = await start(tq, {}, policy);
     await docWhere(next.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
     const t0 = Date.now();
@@ -308,7 +286,7 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
       });
 
       const warmup = await start(tq, { title: 'hold' });
-      await eventually(async () => tracker.calls.length === 1);
+      await waitUntil('the first upload to start', async () => tracker.calls.length === 1);
       const failing = await start(tq, { title: 'expired', priority: 0 });
       await docWhere(failing.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
       const queued = await start(tq, { priority: 1 });

@@ -15,7 +15,7 @@ import { reconcile } from '../../src/service/reconciler';
 import { ProjectionStore } from '../../src/projection/store';
 import type { BatchCounts, TaskDoc } from '../../src/shared/types';
 import { startApiStack, type ApiStack } from '../api/fixtures';
-import { eventually } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 
 const N = Number(process.env.PUBFLOW_BATCH_TEST_N ?? 10_000);
 /** Items are spread over this many accounts: one upload at a time per account (the queue gates). */
@@ -101,9 +101,13 @@ test(
     await stack.client.workflow.getHandle(batchId).result();
     const countWhen = async (query: string, want: number): Promise<number> => {
       let last = -1;
-      await eventually(async () => (last = (await stack.client.workflow.count(query)).count) === want, 120_000).catch(
-        () => undefined,
-      );
+      await waitUntil(
+        `${want} workflows where ${query}`,
+        async () => (last = (await stack.client.workflow.count(query)).count) === want,
+        {
+          timeoutMs: 120_000,
+        },
+      ).catch(() => undefined);
       return last;
     };
     expect(await countWhen(`WorkflowId = '${batchId}' AND ExecutionStatus = 'Running'`, 0)).toBe(0);

@@ -4,15 +4,14 @@
  * redis-server (AOF), `node lib/worker.js`, `node lib/api.js`; the platform is a local webhook endpoint.
  */
 import { idempotentId } from '../../src/service/publish';
+import { converge, sleep } from '../helpers/polling';
 import {
-  converge,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
   isSettled,
   printFigures,
-  sleep,
-  startFaultStack,
+  useFaultStack,
   storedDocs,
   tally,
   type FaultStack,
@@ -21,13 +20,7 @@ import {
 
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await startFaultStack({ name: 'api', accounts: 6 });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-}, 60_000);
+useFaultStack({ name: 'api', accounts: 6 }, (s) => (stack = s));
 
 interface Submission {
   key: string;
@@ -47,7 +40,7 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
   ]);
   let api: PubflowProcess = firstApi;
   const { endpoint, redis, client } = stack;
-  endpoint.behaviour = () => ({ answer: 200, afterMs: 100 });
+  endpoint.behaviour = () => ({ status: 200, afterMs: 100 });
   const base = `http://127.0.0.1:${stack.apiPort}`;
   const total = 16;
   const tag = Date.now().toString(36);
@@ -104,7 +97,10 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
   // Act: kill -9 the API once a few publishes are in, while others are on the wire; start it again.
   const lanes = Promise.all(Array.from({ length: 4 }, lane));
   lanes.catch(() => undefined); // awaited below; a client's failure must not surface as an unhandled rejection first
-  await stack.waitUntil('5 publishes accepted', () => subs.filter((s) => s.taskIds.size > 0).length >= 5, 30_000, 2);
+  await stack.waitUntil('5 publishes accepted', () => subs.filter((s) => s.taskIds.size > 0).length >= 5, {
+    timeoutMs: 30_000,
+    intervalMs: 2,
+  });
   const inFlightAtKill = inFlight;
   const acceptedBeforeKill = subs.filter((s) => s.taskIds.size > 0).length;
   const killedAt = Date.now();
@@ -134,14 +130,16 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
     expect(resubmitted[i]).toEqual({ status: 200, taskId: ids[i] });
   });
   const query = `WorkflowType = 'publishSingle' AND TaskQueue = '${taskQueue}'`;
-  await converge(async () => expect((await client.workflow.count(query)).count).toBe(total), 30_000);
+  await converge(async () => expect((await client.workflow.count(query)).count).toBe(total), {
+    timeoutMs: 30_000,
+  });
   const listed: string[] = [];
   for await (const e of client.workflow.list({ query })) listed.push(e.workflowId);
   expect(listed.sort()).toEqual([...ids].sort());
   await stack.waitUntil(
     'every task to publish',
     async () => (await storedDocs(redis, ids)).every((d) => d !== null && isSettled(d)),
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids }));
   for (const id of ids) expect(truth.get(id)).toMatchObject({ status: 'success', attempt: 1 });

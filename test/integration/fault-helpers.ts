@@ -7,12 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, writeFileSync, writeSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client, Connection, ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import busboy from 'busboy';
 import Redis from 'ioredis';
 import { loadConfig } from '../../src/config';
 import {
@@ -34,6 +31,9 @@ import { priorityKey } from '../../src/shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes';
 import { TASK_STATUSES, type PublishRequest, type TaskDoc, type TaskStatus } from '../../src/shared/types';
 import type { publishBatch, publishSingle, PublishBatchInput } from '../../src/workflows';
+import { perFile } from '../helpers/harness';
+import { StopWaiting, waitUntil, type PollOptions } from '../helpers/polling';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 import { freePort, startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from '../helpers/servers';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -47,190 +47,6 @@ export function requireBuiltLib(): void {
       `fault-injection tests run the built processes, but ${missing.join(', ')} missing: ` +
         `run \`npm run build\` first (\`make test\` does it)`,
     );
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Poll until `check` returns a truthy value. */
-export async function waitUntil<T>(
-  what: string,
-  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  timeoutMs = 30_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`${what}: not reached in ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-}
-
-/** Run assertions until they pass (the projection converges in the background); rethrow the last failure. */
-export async function converge<T>(fn: () => Promise<T>, timeoutMs = 45_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-    }
-    await sleep(everyMs);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The webhook endpoint
-// ---------------------------------------------------------------------------------------------------------------
-
-/** What the endpoint does with one upload once its body is in. */
-export type Behaviour =
-  /** Answer with this status (200: a published post) after `afterMs`, holding the request meanwhile. */
-  | { answer: number; afterMs?: number }
-  /** Hold the request until the test calls `release()`; then answer 200. */
-  | 'hold'
-  /** Never answer; only the client can end the request. */
-  | 'hang';
-
-export interface HookRequest {
-  seq: number;
-  /** The Idempotency-Key header: `<taskId>:<attempt>`. */
-  key: string;
-  taskId: string;
-  attempt: number;
-  accountId?: string;
-  title?: string;
-  arrivedAt: number;
-  /** When the whole body had arrived. */
-  bodyAt?: number;
-  answeredAt?: number;
-  status?: number;
-  /** The client closed the connection before an answer was written. */
-  abortedAt?: number;
-  behaviour?: Behaviour;
-}
-
-/**
- * A webhook endpoint on 127.0.0.1 (node:http + busboy). It records each request the moment its headers arrive, so a
- * request counts even when its sender dies mid-body, and answers as `behaviour` says.
- */
-export class FaultEndpoint {
-  readonly requests: HookRequest[] = [];
-  behaviour: (req: HookRequest) => Behaviour = () => ({ answer: 200 });
-  private readonly held = new Map<HookRequest, () => void>();
-
-  private constructor(
-    private readonly server: http.Server,
-    readonly url: string,
-  ) {}
-
-  static async start(): Promise<FaultEndpoint> {
-    const server = http.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const endpoint = new FaultEndpoint(server, `http://127.0.0.1:${port}/upload`);
-    server.on('request', (req, res) => endpoint.handle(req, res));
-    return endpoint;
-  }
-
-  requestsFor(taskId: string): HookRequest[] {
-    return this.requests.filter((r) => r.taskId === taskId);
-  }
-
-  /** Requests received and neither answered nor given up by their sender. */
-  inFlight(): HookRequest[] {
-    return this.requests.filter((r) => r.answeredAt === undefined && r.abortedAt === undefined);
-  }
-
-  /** Idempotency-Keys received more than once: the same attempt sent twice. */
-  duplicateKeys(): string[] {
-    const seen = new Map<string, number>();
-    for (const r of this.requests) seen.set(r.key, (seen.get(r.key) ?? 0) + 1);
-    return [...seen].filter(([, n]) => n > 1).map(([k]) => k);
-  }
-
-  /** Answer every request held with 'hold' (those whose sender has gone are only forgotten). */
-  release(filter: (r: HookRequest) => boolean = () => true): number {
-    let n = 0;
-    for (const [r, answer] of [...this.held]) {
-      if (!filter(r)) continue;
-      this.held.delete(r);
-      answer();
-      n++;
-    }
-    return n;
-  }
-
-  async close(): Promise<void> {
-    this.held.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const key = String(req.headers['idempotency-key'] ?? '');
-    const colon = key.lastIndexOf(':');
-    const rec: HookRequest = {
-      seq: this.requests.length,
-      key,
-      taskId: colon > 0 ? key.slice(0, colon) : key,
-      attempt: colon > 0 ? Number(key.slice(colon + 1)) : NaN,
-      arrivedAt: Date.now(),
-    };
-    this.requests.push(rec);
-    res.on('close', () => {
-      if (!res.writableFinished && rec.abortedAt === undefined) {
-        rec.abortedAt = Date.now();
-        this.held.delete(rec);
-      }
-    });
-    const answer = (status: number) => {
-      if (rec.abortedAt !== undefined || res.writableEnded) return;
-      rec.answeredAt = Date.now();
-      rec.status = status;
-      const body =
-        status >= 200 && status < 300
-          ? { postId: `post-${rec.key}`, url: `https://hook.test/${rec.taskId}/${rec.attempt}` }
-          : { error: `answered ${status} by the fault endpoint` };
-      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-    };
-    let metadata = '';
-    const bb = busboy({ headers: req.headers });
-    bb.on('field', (name, value) => {
-      if (name === 'metadata') metadata = value;
-    });
-    bb.on('file', (_name, stream) => stream.resume());
-    bb.on('error', () => {
-      if (rec.abortedAt === undefined && !res.headersSent) res.writeHead(400).end('bad multipart');
-    });
-    bb.on('close', () => {
-      rec.bodyAt = Date.now();
-      try {
-        const m = JSON.parse(metadata) as { accountId?: string; title?: string };
-        rec.accountId = m.accountId;
-        rec.title = m.title;
-      } catch {
-        // The metadata is only informative here; the key identifies the task.
-      }
-      const b = this.behaviour(rec);
-      rec.behaviour = b;
-      if (b === 'hang') return;
-      if (b === 'hold') {
-        this.held.set(rec, () => answer(200));
-        return;
-      }
-      if (b.afterMs) setTimeout(() => answer(b.answer), b.afterMs);
-      else answer(b.answer);
-    });
-    req.on('error', () => undefined);
-    req.pipe(bb);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -313,11 +129,10 @@ export class PubflowProcess {
     await waitUntil(
       `${this.name} to log "${msg}"`,
       () => {
-        if (this.exit) throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}):\n${this.logTail()}`);
+        if (this.exit) throw new StopWaiting(`${this.name} exited (${JSON.stringify(this.exit)}):\n${this.logTail()}`);
         return this.stdout.includes(needle);
       },
-      timeoutMs,
-      50,
+      { timeoutMs },
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n--- ${this.name} log tail ---\n${this.logTail()}`);
     });
@@ -370,7 +185,7 @@ export interface FaultStack {
   dir: string;
   dev: DevServer;
   redisServer: RedisServer;
-  endpoint: FaultEndpoint;
+  endpoint: WebhookReceiver;
   /** The test's own Redis client (the test's own redis-server). */
   redis: Redis;
   connection: Connection;
@@ -388,12 +203,13 @@ export interface FaultStack {
   startApi(name: string, over?: Record<string, string>): Promise<PubflowProcess>;
   /** `node lib/reconcile.js`: exit code and the JSON report it prints. */
   runReconcile(name: string, over?: Record<string, string>): Promise<{ code: number | null; report: ReconcileOut }>;
-  /** `waitUntil`, whose timeout message says what the processes and the endpoint were doing. */
+  /**
+   * `waitUntil` (30 s unless told), whose timeout message says what the processes and the endpoint were doing.
+   */
   waitUntil<T>(
     what: string,
     check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-    timeoutMs?: number,
-    everyMs?: number,
+    opts?: PollOptions,
   ): Promise<T>;
   /** Warnings and errors the processes logged last, and what the endpoint saw. */
   diagnostics(): string;
@@ -424,7 +240,11 @@ export const FAULT_ENV: Record<string, string> = {
 export async function startFaultStack(opts: { name: string; accounts?: number }): Promise<FaultStack> {
   requireBuiltLib();
   const dir = tempDir(`fault-${opts.name}`);
-  const servers = await Promise.allSettled([startDevServer(), startRedis({ appendonly: true }), FaultEndpoint.start()]);
+  const servers = await Promise.allSettled([
+    startDevServer(),
+    startRedis({ appendonly: true }),
+    WebhookReceiver.start(),
+  ]);
   const failed = servers.find((r) => r.status === 'rejected');
   if (failed) {
     // Stop what did start, so a failed beforeAll leaves no process or listener behind.
@@ -432,7 +252,7 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
     await Promise.all([
       (d as DevServer | undefined)?.destroy(),
       (r as RedisServer | undefined)?.destroy(),
-      (e as FaultEndpoint | undefined)?.close(),
+      (e as WebhookReceiver | undefined)?.close(),
     ]);
     rmSync(dir, { recursive: true, force: true });
     throw (failed as PromiseRejectedResult).reason;
@@ -440,7 +260,7 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
   const [dev, redisServer, endpoint] = servers.map((x) => (x as PromiseFulfilledResult<unknown>).value) as [
     DevServer,
     RedisServer,
-    FaultEndpoint,
+    WebhookReceiver,
   ];
   const apiPort = await freePort();
   const accountIds = Array.from({ length: opts.accounts ?? 8 }, (_, i) => `hook-${i}`);
@@ -549,8 +369,8 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
       ];
       return lines.join('\n');
     },
-    waitUntil: (what, check, timeoutMs, everyMs) =>
-      waitUntil(what, check, timeoutMs, everyMs).catch((err: Error) => {
+    waitUntil: (what, check, opts) =>
+      waitUntil(what, check, { ...opts, timeoutMs: opts?.timeoutMs ?? 30_000 }).catch((err: Error) => {
         throw new Error(`${err.message}\n--- diagnostics ---\n${stack.diagnostics()}`);
       }),
     close: async () => {
@@ -563,6 +383,14 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
     },
   };
   return stack;
+}
+
+/**
+ * This file's fault stack: started in `beforeAll` and handed to `onStart` (which keeps it, and may start the
+ * file's workers), closed in `afterAll`. Starting it takes a dev server, redis-server and the built processes.
+ */
+export function useFaultStack(opts: { name: string; accounts?: number }, onStart: (stack: FaultStack) => unknown) {
+  perFile(() => startFaultStack(opts), onStart, { startMs: 120_000, closeMs: 60_000 });
 }
 
 export async function pauseSchedules(client: Client): Promise<void> {
@@ -627,6 +455,19 @@ export async function startBatch(
       { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'batch_publish' },
     ]),
   });
+}
+
+/** Start a batch of `total` items, all in flight at once (item i: `publishRequest(stack, i, item(i))`), and name its children. */
+export async function startBatchOf(
+  stack: FaultStack,
+  o: { taskQueue: string; total: number; item?: (i: number) => Partial<PublishRequest> },
+): Promise<{ batch: WorkflowHandle<typeof publishBatch>; ids: string[] }> {
+  const batch = await startBatch(stack, {
+    taskQueue: o.taskQueue,
+    items: Array.from({ length: o.total }, (_, i) => publishRequest(stack, i, o.item?.(i))),
+    concurrency: o.total,
+  });
+  return { batch, ids: childIds(batch.workflowId, o.total) };
 }
 
 /** Start one publish as `POST /api/v1/publish` does. */
@@ -799,7 +640,7 @@ export async function expectWholeProjectionMatchesTemporal(stack: FaultStack): P
  * retries and the human retries all count in `doc.attempt`). Returns the totals.
  */
 export function expectRequestsWithinAttempts(
-  endpoint: FaultEndpoint,
+  endpoint: WebhookReceiver,
   truth: Map<string, TaskDoc>,
 ): { requests: number; attemptsAllowed: number } {
   expect({ duplicateIdempotencyKeys: endpoint.duplicateKeys() }).toEqual({ duplicateIdempotencyKeys: [] });

@@ -5,18 +5,15 @@
  */
 import { INDEX_PATTERNS, TASK_PATTERN, taskKey } from '../../src/projection/keys';
 import type { TaskDoc } from '../../src/shared/types';
+import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
-  converge,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
   isSettled,
   printFigures,
-  publishRequest,
-  sleep,
-  startBatch,
-  startFaultStack,
+  startBatchOf,
+  useFaultStack,
   storedDoc,
   storedDocs,
   tally,
@@ -32,15 +29,11 @@ let taskQueue: string;
 /** Every task of this file, by batch: the wipe rebuilds them all. */
 const batches: { batchId: string; ids: string[] }[] = [];
 
-beforeAll(async () => {
-  stack = await startFaultStack({ name: 'redis', accounts: 6 });
-  taskQueue = stack.taskQueue;
-  worker = await stack.startWorker('redis-w1', { PUBFLOW_WORKER_CONCURRENCY: '3' });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-}, 60_000);
+useFaultStack({ name: 'redis', accounts: 6 }, async (s) => {
+  stack = s;
+  taskQueue = s.taskQueue;
+  worker = await s.startWorker('redis-w1', { PUBFLOW_WORKER_CONCURRENCY: '3' });
+});
 
 /** Every document and every index (members only) in the test's Redis. */
 async function projectionKeys(): Promise<{ docs: string[]; members: Map<string, string[]> }> {
@@ -61,20 +54,14 @@ async function batchCaughtUp(batchId: string): Promise<boolean> {
 test('Redis restarted on its AOF mid-traffic: the projection is intact and the writes made while it was down converge', async () => {
   // Arrange: 16 items over 6 accounts, uploads answered after 500 ms; stop Redis once a quarter is published.
   const { endpoint, redis, client, redisServer } = stack;
-  endpoint.behaviour = () => ({ answer: 200, afterMs: 500 });
+  endpoint.behaviour = () => ({ status: 200, afterMs: 500 });
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
   batches.push({ batchId: batch.workflowId, ids });
   await stack.waitUntil(
     'a quarter of the batch published',
     async () => (await storedDocs(redis, ids)).filter((d) => d?.status === 'success').length >= 4,
-    60_000,
-    20,
+    { timeoutMs: 60_000, intervalMs: 20 },
   );
 
   // Act: stop Redis (SIGTERM: it closes its AOF), let publishing go on without it, start it again.
@@ -116,7 +103,9 @@ test('Redis restarted on its AOF mid-traffic: the projection is intact and the w
   // The batch finishes, and the projection converges on Temporal's truth.
   const result = await batch.result();
   expect(result).toMatchObject({ status: 'success', counts: { total, success: total } });
-  const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids, batchId: batch.workflowId }), 60_000);
+  const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids, batchId: batch.workflowId }), {
+    timeoutMs: 60_000,
+  });
   const convergedMs = Date.now() - upAt;
   const counted = expectRequestsWithinAttempts(endpoint, truth);
   for (const id of ids) expect(endpoint.requestsFor(id)).toHaveLength(1);
@@ -143,15 +132,10 @@ test('Redis wiped (FLUSHALL): `node lib/reconcile.js` rebuilds the projection as
   // published or waiting for a held upload's account.
   const { endpoint, redis, client } = stack;
   endpoint.behaviour = (r) =>
-    r.title?.startsWith('rejected') ? { answer: 422 } : r.title?.startsWith('held') ? 'hold' : { answer: 200 };
+    r.title?.startsWith('rejected') ? { status: 422 } : r.title?.startsWith('held') ? 'hold' : { status: 200 };
   const total = 12;
   const title = (i: number) => (i < 2 ? `rejected ${i}` : i < 4 ? `held ${i}` : `fault item ${i}`);
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i, { title: title(i) })),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total, item: (i) => ({ title: title(i) }) });
   batches.push({ batchId: batch.workflowId, ids });
   // Steady: every task is settled, or waits behind a held upload on its account (one upload at a time per account),
   // and the batch's document has caught up.
@@ -173,7 +157,7 @@ test('Redis wiped (FLUSHALL): `node lib/reconcile.js` rebuilds the projection as
         (await batchCaughtUp(batch.workflowId))
       );
     },
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const beforeWipe = await projectionKeys();
 
@@ -201,7 +185,7 @@ test('Redis wiped (FLUSHALL): `node lib/reconcile.js` rebuilds the projection as
   await stack.waitUntil(
     'the held uploads to publish',
     async () => (await storedDocs(redis, ids)).every((d) => d !== null && isSettled(d)),
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids, batchId: batch.workflowId }));
   const counted = expectRequestsWithinAttempts(endpoint, truth);

@@ -4,18 +4,15 @@
  */
 import { reviewDecisionUpdate } from '../../src/shared/definitions';
 import type { TaskDoc } from '../../src/shared/types';
+import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
-  converge,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
   isSettled,
   printFigures,
-  publishRequest,
-  sleep,
-  startBatch,
-  startFaultStack,
+  startBatchOf,
+  useFaultStack,
   storedDocs,
   tally,
   truths,
@@ -24,13 +21,7 @@ import {
 
 let stack: FaultStack;
 
-beforeAll(async () => {
-  stack = await startFaultStack({ name: 'temporal', accounts: 6 });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-}, 60_000);
+useFaultStack({ name: 'temporal', accounts: 6 }, (s) => (stack = s));
 
 test('Temporal restarted mid-batch on the same SQLite file: the workers reconnect by themselves and every workflow resumes and finishes', async () => {
   // Arrange: two workers (2 upload slots each), 16 items over 6 accounts, uploads answered after 800 ms.
@@ -38,21 +29,15 @@ test('Temporal restarted mid-batch on the same SQLite file: the workers reconnec
   const over = { PUBFLOW_WORKER_CONCURRENCY: '2' };
   const workers = await Promise.all([stack.startWorker('restart-w1', over), stack.startWorker('restart-w2', over)]);
   const { endpoint, redis, client, dev } = stack;
-  endpoint.behaviour = () => ({ answer: 200, afterMs: 800 });
+  endpoint.behaviour = () => ({ status: 200, afterMs: 800 });
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
-  });
-  const ids = childIds(batch.workflowId, total);
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
   await stack.waitUntil(
     'a third of the batch published, with uploads in flight',
     async () =>
       (await storedDocs(redis, ids)).filter((d) => d?.status === 'success').length >= 5 &&
       endpoint.inFlight().length > 0,
-    60_000,
-    20,
+    { timeoutMs: 60_000, intervalMs: 20 },
   );
   const successBeforeStop = (await storedDocs(redis, ids)).filter((d) => d?.status === 'success').length;
   const uploadsInFlightAtStop = endpoint.inFlight().length;
@@ -73,8 +58,7 @@ test('Temporal restarted mid-batch on the same SQLite file: the workers reconnec
   await stack.waitUntil(
     'every child to settle after the restart',
     async () => (await storedDocs(redis, ids)).every((d) => d !== null && isSettled(d)),
-    120_000,
-    100,
+    { timeoutMs: 120_000, intervalMs: 100 },
   );
   // Uploads whose answer came while Temporal was down may come back as Unconfirmed reviews (documented in
   // docs/operations.md). A person checks the platform: resolve what was published, retry what was not.

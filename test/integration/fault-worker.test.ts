@@ -5,9 +5,8 @@
 import { temporal } from '@temporalio/proto';
 import { parseDuration } from '../../src/config';
 import { reviewDecisionUpdate } from '../../src/shared/definitions';
+import { converge, sleep } from '../helpers/polling';
 import {
-  childIds,
-  converge,
   expectProjectionMatchesTruth,
   expectRequestsWithinAttempts,
   expectWholeProjectionMatchesTemporal,
@@ -15,17 +14,16 @@ import {
   isSettled,
   printFigures,
   publishRequest,
-  sleep,
-  startBatch,
-  startFaultStack,
+  startBatchOf,
+  useFaultStack,
   startSingle,
   storedDoc,
   storedDocs,
   tally,
   truths,
   type FaultStack,
-  type HookRequest,
 } from './fault-helpers';
+import type { ReceivedRequest } from '../helpers/webhook-receiver';
 
 let stack: FaultStack;
 
@@ -39,13 +37,7 @@ async function activityTimedOutAt(id: string): Promise<number> {
   return Number(e.eventTime.seconds ?? 0) * 1000 + Math.floor((e.eventTime.nanos ?? 0) / 1e6);
 }
 
-beforeAll(async () => {
-  stack = await startFaultStack({ name: 'worker', accounts: 8 });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-}, 60_000);
+useFaultStack({ name: 'worker', accounts: 8 }, (s) => (stack = s));
 
 test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an Unconfirmed review within the heartbeat timeout, nothing is lost or sent twice', async () => {
   // Arrange: two workers with 2 upload slots each, 16 items over 8 accounts. The endpoint holds every upload: 4 are
@@ -57,13 +49,10 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
   const { endpoint, redis, client } = stack;
   endpoint.behaviour = () => 'hold';
   const total = 16;
-  const batch = await startBatch(stack, {
-    taskQueue,
-    items: Array.from({ length: total }, (_, i) => publishRequest(stack, i)),
-    concurrency: total,
+  const { batch, ids } = await startBatchOf(stack, { taskQueue, total });
+  await stack.waitUntil('4 uploads held at the endpoint', () => endpoint.inFlight().length === 4, {
+    timeoutMs: 60_000,
   });
-  const ids = childIds(batch.workflowId, total);
-  await stack.waitUntil('4 uploads held at the endpoint', () => endpoint.inFlight().length === 4, 60_000);
   await stack.waitUntil(
     'every child started, at least 8 of them running (4 uploading, the others queued for a slot)',
     async () => {
@@ -86,16 +75,16 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
   const w1Exit = await w1.exited;
   expect(w1Exit.signal).toBe('SIGKILL');
   // The dead worker's two uploads: the endpoint sees their connections close.
-  const victims: HookRequest[] = await stack.waitUntil(
+  const victims: ReceivedRequest[] = await stack.waitUntil(
     'the killed worker’s uploads to be cut off',
     () => {
       const cut = inFlightAtKill.filter((r) => r.abortedAt !== undefined);
       return cut.length === 2 ? cut : undefined;
     },
-    5000,
+    { timeoutMs: 5000 },
   );
   const replacement = stack.startWorker('kill-w3', over);
-  endpoint.behaviour = () => ({ answer: 200, afterMs: 200 });
+  endpoint.behaviour = () => ({ status: 200, afterMs: 200 });
   expect(endpoint.release()).toBe(2); // the survivor's two uploads
 
   // Assert: each in-flight upload of the dead worker becomes an Unconfirmed review, fast.
@@ -107,17 +96,19 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
           const d = await storedDoc(redis, v.taskId);
           return d?.review?.open === true && d.review.kind === 'Unconfirmed' ? Date.now() - killedAt : undefined;
         },
-        60_000,
-        25,
+        { timeoutMs: 60_000, intervalMs: 25 },
       ),
     ),
   );
   const w3 = await replacement;
   const victimIds = victims.map((v) => v.taskId);
-  await converge(async () => {
-    const t = await truths(client, ids);
-    expect([...t.values()].filter((d) => !isSettled(d)).map((d) => d.task_id)).toEqual([]);
-  }, 90_000);
+  await converge(
+    async () => {
+      const t = await truths(client, ids);
+      expect([...t.values()].filter((d) => !isSettled(d)).map((d) => d.task_id)).toEqual([]);
+    },
+    { timeoutMs: 90_000 },
+  );
 
   // A person checks the platform: the first post is not there, so they retry it (attempt 2); the other stays open.
   const [retried, leftOpen] = victimIds as [string, string];
@@ -127,7 +118,7 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
   await stack.waitUntil(
     `${retried} to succeed on its retry`,
     async () => (await storedDoc(redis, retried))?.status === 'success',
-    30_000,
+    { timeoutMs: 30_000 },
   );
 
   const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids, batchId: batch.workflowId }));
@@ -179,7 +170,7 @@ test('kill -9 mid-batch: queued uploads go on, each in-flight upload becomes an 
     killToHeartbeatTimeoutMs: timeoutNoticedMs,
     replacementUploads: w3.logLines('upload started').length,
   });
-  endpoint.behaviour = () => ({ answer: 200 });
+  endpoint.behaviour = () => ({ status: 200 });
   const exits = await Promise.all([w2.stop(), w3.stop()]);
   expect(exits.map((e) => e.code)).toEqual([0, 0]);
 }, 180_000);
@@ -192,7 +183,7 @@ test('SIGTERM: the worker stops polling, lets an in-flight upload finish within 
   const g1 = await stack.startWorker('term-g1', over);
   const { endpoint, redis } = stack;
   endpoint.behaviour = (r) =>
-    r.title === 'outlives the grace period' ? 'hang' : r.title === 'finishes in grace' ? 'hold' : { answer: 200 };
+    r.title === 'outlives the grace period' ? 'hang' : r.title === 'finishes in grace' ? 'hold' : { status: 200 };
   const tag = Date.now().toString(36);
   const a = await startSingle(stack, {
     taskQueue,
@@ -207,7 +198,7 @@ test('SIGTERM: the worker stops polling, lets an in-flight upload finish within 
   await stack.waitUntil(
     'both uploads to reach the endpoint',
     () => [a, b].every((h) => endpoint.requestsFor(h.workflowId).some((r) => r.bodyAt !== undefined)),
-    60_000,
+    { timeoutMs: 60_000 },
   );
 
   // Act: SIGTERM; a new task arrives while the worker drains; A's answer comes 1 s into the grace period.
@@ -251,7 +242,7 @@ test('SIGTERM: the worker stops polling, lets an in-flight upload finish within 
   await stack.waitUntil(
     'A, B and C to settle',
     async () => (await storedDocs(redis, ids)).every((d) => d && isSettled(d)),
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const truth = await converge(() => expectProjectionMatchesTruth(stack, { ids }));
   expect(truth.get(a.workflowId)).toMatchObject({ status: 'success', attempt: 1, review: null });

@@ -9,14 +9,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../src/activities';
+import type { NativeConnection } from '@temporalio/worker';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
-import { uploadQueueFor } from '../../src/shared/task-queues';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, workflowBundle, startDevStack, type DevStack, type Harness } from '../helpers/harness';
+import { createWorkerPair, type Harness, perFile, startDevStack } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { ScriptedDriver } from '../helpers/scripted-driver';
 
 const N = 30;
@@ -24,19 +23,14 @@ const ACCOUNTS = Array.from({ length: N }, (_, i) => ({ id: `p${i}`, platform: '
 /** Each priority 0..9 three times, shuffled (fixed, so a failure can be replayed). */
 const PRIORITIES = [7, 2, 9, 0, 5, 5, 3, 8, 1, 6, 4, 9, 2, 0, 7, 3, 6, 1, 8, 4, 5, 0, 9, 3, 1, 6, 8, 2, 7, 4];
 
-let stack: DevStack;
 let h: Harness;
 let client: Client;
 let native: NativeConnection;
 
-beforeAll(async () => {
-  stack = await startDevStack(ACCOUNTS);
-  ({ harness: h, client, native } = stack);
-});
-
-afterAll(async () => {
-  await stack?.close();
-});
+perFile(
+  () => startDevStack(ACCOUNTS),
+  (s) => ({ harness: h, client, native } = s),
+);
 
 /** When the workflow scheduled its upload activity (the ActivityTaskScheduled event), or undefined if not yet. */
 async function uploadScheduledAt(handle: WorkflowHandle): Promise<number | undefined> {
@@ -58,23 +52,9 @@ test('with one upload slot, a backlog of 30 uploads starts in priority order, FI
     drivers: new DriverRegistry([driver]),
     log: createLogger('test-worker', { silent: true }),
   };
-  const { upload, ...bookkeeping } = createActivities(deps);
   const taskQueue = `tq-${randomUUID()}`;
   // Workflows and bookkeeping run from the start; the upload worker only once the backlog is built.
-  const main = await Worker.create({
-    connection: native,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: bookkeeping, // createActivities includes the gate activities
-    shutdownGraceTime: '1s',
-  });
-  const uploads = await Worker.create({
-    connection: native,
-    taskQueue: uploadQueueFor(taskQueue),
-    activities: { upload },
-    maxConcurrentActivityTaskExecutions: 1,
-    shutdownGraceTime: '1s',
-  });
+  const { main, uploads } = await createWorkerPair({ connection: native, taskQueue, deps, uploadConcurrency: 1 });
   const mainRunning = main.run();
   let uploadsRunning: Promise<void> | undefined;
   try {
@@ -93,7 +73,9 @@ test('with one upload slot, a backlog of 30 uploads starts in priority order, FI
         ],
         priority: { priorityKey: priority + 1 },
       });
-      const scheduledAt = await eventually(() => uploadScheduledAt(handle));
+      const scheduledAt = await waitUntil(`the upload of ${handle.workflowId} to be scheduled`, () =>
+        uploadScheduledAt(handle),
+      );
       tasks.push({ priority, handle, scheduledAt });
     }
     expect(driver.calls).toHaveLength(0);

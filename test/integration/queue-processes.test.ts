@@ -9,29 +9,25 @@ import {
   isSettled,
   publishRequest,
   startBatch,
-  startFaultStack,
+  useFaultStack,
   storedDocs,
   type FaultStack,
-  type HookRequest,
 } from './fault-helpers';
+import type { ReceivedRequest } from '../helpers/webhook-receiver';
 
 let stack: FaultStack;
 const HOLD_MS = 300;
 
-beforeAll(async () => {
-  stack = await startFaultStack({ name: 'queue', accounts: 4 });
+useFaultStack({ name: 'queue', accounts: 4 }, async (s) => {
+  stack = s;
   // Two upload slots per process: six in all, more than any limit below.
   const over = { PUBFLOW_WORKER_CONCURRENCY: '2' };
-  await Promise.all(['q-w1', 'q-w2', 'q-w3'].map((name) => stack.startWorker(name, over)));
-  stack.endpoint.behaviour = () => ({ answer: 200, afterMs: HOLD_MS });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-}, 60_000);
+  await Promise.all(['q-w1', 'q-w2', 'q-w3'].map((name) => s.startWorker(name, over)));
+  s.endpoint.behaviour = () => ({ status: 200, afterMs: HOLD_MS });
+});
 
 /** The most requests the endpoint had open at once, over those that `match`. */
-function maxOverlap(requests: HookRequest[], match: (r: HookRequest) => boolean = () => true): number {
+function maxOverlap(requests: ReceivedRequest[], match: (r: ReceivedRequest) => boolean = () => true): number {
   const edges = requests
     .filter(match)
     .flatMap((r) => [

@@ -3,8 +3,8 @@
  * redis-server, with the real worker; only the platform is scripted.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { contentRejected } from '../../src/platforms/types';
@@ -20,32 +20,20 @@ import { createPubflowWorkers } from '../../src/worker';
 import type { publishSingle } from '../../src/workflows';
 import { DOC_MEMO_KEY, initialTaskDoc } from '../../src/shared/task-doc';
 import { makeDoc } from '../projection/fixtures';
-import { eventually, projectionHarness, withWorker, workflowBundle, type Harness } from '../helpers/harness';
+import { type Harness, perFile, startDevStack, withWorker, workflowBundle } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
-import { startDevServer, startRedis, type DevServer, type RedisServer } from '../helpers/servers';
 
-let dev: DevServer;
-let redisServer: RedisServer;
 let h: Harness;
-let connection: Connection;
 let native: NativeConnection;
 let client: Client;
 const log = createLogger('test-reconcile', { silent: true });
 
-beforeAll(async () => {
-  [dev, redisServer] = await Promise.all([startDevServer(), startRedis()]);
-  h = projectionHarness(redisServer.url);
-  connection = await Connection.connect({ address: dev.address });
-  native = await NativeConnection.connect({ address: dev.address });
-  client = new Client({ connection });
-});
-
-afterAll(async () => {
-  await native?.close();
-  await connection?.close();
-  await h?.close();
-  await Promise.all([dev?.destroy(), redisServer?.destroy()]);
-});
+// A dev server with its default dynamic config.
+perFile(
+  () => startDevStack(undefined, { devServer: {} }),
+  (s) => ({ harness: h, native, client } = s),
+);
 
 const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
   platform: 'scripted',
@@ -91,10 +79,14 @@ const stored = async (id: string): Promise<TaskDoc | null> => {
 };
 
 const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
-  eventually(async () => {
-    const d = await stored(id);
-    return d && pred(d) ? d : undefined;
-  }, 30_000);
+  waitUntil(
+    `the document of ${id} to match`,
+    async () => {
+      const d = await stored(id);
+      return d && pred(d) ? d : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
 
 /** Every document, and every index with its members and scores: the whole projection. */
 async function snapshot(): Promise<{ docs: Record<string, TaskDoc>; indexes: Record<string, string[]> }> {
@@ -366,7 +358,13 @@ test('the reconcile Schedule runs the reconciler in the worker and returns its r
 
     await schedule.trigger();
 
-    const action = await eventually(async () => (await schedule.describe()).info.recentActions[0], 30_000);
+    const action = await waitUntil(
+      'the Schedule to record its action',
+      async () => (await schedule.describe()).info.recentActions[0],
+      {
+        timeoutMs: 30_000,
+      },
+    );
     const report = (await client.workflow.getHandle(action.action.workflow.workflowId).result()) as ReconcileReport;
     expect(report.errorSamples).toEqual([]);
     expect(report.errors).toBe(0);
@@ -398,10 +396,11 @@ test(
           );
           ids.push(...chunk.map((hd) => hd.workflowId));
         }
-        await eventually(
+        await waitUntil(
+          'no publishSingle running',
           async () =>
             (await client.workflow.count(`WorkflowType = 'publishSingle' AND ExecutionStatus = 'Running'`)).count === 0,
-          BENCH_N * 200 + 60_000,
+          { timeoutMs: BENCH_N * 200 + 60_000 },
         );
         const createdMs = Date.now() - t0;
         const total = (await client.workflow.count(`WorkflowType IN ('publishSingle','publishBatch')`)).count;
@@ -450,7 +449,9 @@ test(
       // open, so the reconciler must query each.
       const open = async () =>
         (await h.redis.zcard(statusIndex('running'))) + (await h.redis.zcard(statusIndex('pending')));
-      await eventually(async () => (await open()) === BENCH_OPEN, BENCH_OPEN * 100 + 60_000);
+      await waitUntil(`${BENCH_OPEN} open tasks indexed`, async () => (await open()) === BENCH_OPEN, {
+        timeoutMs: BENCH_OPEN * 100 + 60_000,
+      });
 
       await h.redis.flushall(); // the test's own redis-server
       const rebuild = await reconcileNow();

@@ -15,7 +15,8 @@ import { taskKey } from '../../src/projection/keys';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, withWorker, startDevStack, type DevStack, type Harness } from '../helpers/harness';
+import { type Harness, perFile, startDevStack, withWorker } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { ScriptedDriver } from '../helpers/scripted-driver';
 
 const N = 5;
@@ -24,19 +25,14 @@ const AHEAD_MS = 5000;
 const STAGGER_MS = 1000;
 const ACCOUNTS = Array.from({ length: N }, (_, i) => ({ id: `s${i}`, platform: 'scripted', settings: {} }));
 
-let stack: DevStack;
 let h: Harness;
 let client: Client;
 let native: NativeConnection;
 
-beforeAll(async () => {
-  stack = await startDevStack(ACCOUNTS);
-  ({ harness: h, client, native } = stack);
-});
-
-afterAll(async () => {
-  await stack?.close();
-});
+perFile(
+  () => startDevStack(ACCOUNTS),
+  (s) => ({ harness: h, client, native } = s),
+);
 
 /** ISO 8601 with a +08:00 offset (not `Z`), as an API client in another time zone would send it. */
 function isoWithOffset(ms: number): string {
@@ -103,7 +99,7 @@ test('a task scheduled 5 s ahead waits as pending with scheduled_for, and upload
       tasks.push({ handle, publishAtMs, publishAt });
 
       // While it waits: the Redis document (the operators' contract) says pending, with the publish time.
-      const waiting = await eventually(async () => {
+      const waiting = await waitUntil(`the document of ${handle.workflowId}`, async () => {
         const raw = await h.redis.get(taskKey(handle.workflowId));
         return raw ? (JSON.parse(raw) as TaskDoc) : undefined;
       });

@@ -35,7 +35,7 @@ test('a worker started from the bundle logs its own, activity and workflow lines
   // Arrange: a worker; the endpoint answers 401, so the upload fails with AuthExpired, the task files a review and the
   // account's gate (a workflow) logs that the account needs a new login.
   const worker = await stack.startWorker('logs-w1', { PUBFLOW_LOG_LEVEL: 'info' });
-  stack.endpoint.behaviour = () => ({ answer: 401 });
+  stack.endpoint.behaviour = () => ({ status: 401 });
   const taskId = `logs-single-${Date.now().toString(36)}`;
 
   // Act

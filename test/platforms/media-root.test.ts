@@ -25,8 +25,9 @@ import { WebhookDriver } from '../../src/platforms/webhook';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { PublishRequest } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
-import { WebhookReceiver } from '../api/webhook-receiver';
-import { eventually, projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { createTimeSkippingEnv, startRedis, tempDir, type RedisServer } from '../helpers/servers';
 
 let dir: string;
@@ -250,7 +251,7 @@ describe('in a workflow', () => {
         ],
       });
 
-      const d = await eventually(async () => {
+      const d = await waitUntil('the review to open', async () => {
         const x = await h.tsm.getTaskState(handle.workflowId);
         return x?.review?.open ? x : undefined;
       });

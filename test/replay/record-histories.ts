@@ -17,7 +17,8 @@ import { accountGateId, reviewDecisionUpdate } from '../../src/shared/definition
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { accountGate, publishBatch, publishSingle } from '../../src/workflows';
-import { eventually, startDevStack, TEST_ACCOUNTS, withWorker, type DevStack } from '../helpers/harness';
+import { startDevStack, TEST_ACCOUNTS, withWorker, type DevStack } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { historyToJSON } from './history-json';
 
@@ -52,7 +53,7 @@ function startSingle(client: Client, taskQueue: string, over: Partial<PublishReq
 }
 
 const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
-  eventually(async () => {
+  waitUntil(`the document of ${id} to match`, async () => {
     const d = await stack.harness.tsm.getTaskState(id);
     return d && pred(d) ? d : undefined;
   });
@@ -115,7 +116,7 @@ test('single: cancelled while its upload runs', async () => {
   await run(driver, async (tq) => {
     const handle = await startSingle(stack.client, tq);
     await docWhere(handle.workflowId, (d) => d.status === 'running');
-    await eventually(async () => driver.calls.length === 1);
+    await waitUntil('the first upload', async () => driver.calls.length === 1);
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(driver.aborted).toHaveLength(1);

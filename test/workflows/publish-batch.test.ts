@@ -5,13 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  type WorkflowHandle,
-  type WorkflowHandleWithFirstExecutionRunId,
-} from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { type WorkflowHandleWithFirstExecutionRunId, WorkflowNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import request from 'supertest';
 import { createApp } from '../../src/api/app';
@@ -24,12 +18,19 @@ import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishBatch } from '../../src/workflows';
 import type { PublishBatchInput } from '../../src/shared/workflow-contracts';
-import { eventually, projectionHarness, withWorker, writeAccountsFile, type Harness } from '../helpers/harness';
+import {
+  expectCancelled,
+  type Harness,
+  perFile,
+  startWorkflowTestStack,
+  waitForDoc,
+  withWorker,
+} from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
-import { createTimeSkippingEnv, startRedis, tempDir, type RedisServer } from '../helpers/servers';
+import { tempDir } from '../helpers/servers';
 
 let env: TestWorkflowEnvironment;
-let redisServer: RedisServer;
 let h: Harness;
 
 /** One account per item: the queue gates allow one upload at a time per account, and these tests are about the batch. */
@@ -40,16 +41,10 @@ const ACCOUNTS = Array.from({ length: 12 }, (_, i) => ({
   settings: {},
 }));
 
-beforeAll(async () => {
-  [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis()]);
-  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
-});
-
-afterAll(async () => {
-  await h?.close();
-  await env?.teardown();
-  await redisServer?.destroy();
-});
+perFile(
+  () => startWorkflowTestStack({ accounts: ACCOUNTS }),
+  (s) => ({ env, harness: h } = s),
+);
 
 const policy: PublishPolicy = {
   ...DEFAULT_POLICY,
@@ -79,10 +74,7 @@ async function startBatch(
 }
 
 const docWhere = (id: string, pred: (d: TaskDoc) => boolean, timeoutMs?: number) =>
-  eventually(async () => {
-    const d = await h.tsm.getTaskState(id);
-    return d && pred(d) ? d : undefined;
-  }, timeoutMs);
+  waitForDoc(h, id, pred, { timeoutMs });
 
 const countsAre = (want: Partial<BatchCounts>) => (d: TaskDoc) =>
   Object.entries(want).every(([k, v]) => d.counts?.[k as keyof BatchCounts] === v);
@@ -92,15 +84,6 @@ function outcomeByTitle(ctx: PublishContext): Promise<DriverResult> {
   if (ctx.attempt === 1 && ctx.request.title === 'reject') return Promise.reject(contentRejected('not allowed'));
   if (ctx.attempt === 1 && ctx.request.title === 'unconfirmed') return Promise.reject(unconfirmed('timed out'));
   return Promise.resolve({ postId: `post-${ctx.taskId}-${ctx.attempt}` });
-}
-
-async function expectCancelled(handle: WorkflowHandle) {
-  const err = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
 }
 
 async function expectChildrenOf(batchId: string, n: number) {
@@ -118,7 +101,7 @@ function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>, u
     { connection: env.nativeConnection, harness: h, drivers: [driver], uploadConcurrency },
     async (tq) => {
       const out = await fn(tq);
-      await eventually(async () => {
+      await waitUntil('every account gate to end', async () => {
         const open = await Promise.all(
           ACCOUNTS.map((a) =>
             env.client.workflow
@@ -194,7 +177,7 @@ test('cancelling a batch mid-way cancels its started children; the rest never st
   await run(driver, async (tq) => {
     const handle = await startBatch(tq, items(6));
     const batchId = handle.workflowId;
-    await eventually(async () => driver.calls.length === 2);
+    await waitUntil('two uploads to start', async () => driver.calls.length === 2);
     await docWhere(batchId, countsAre({ running: 2, pending: 4 }));
 
     await handle.cancel();
@@ -238,7 +221,7 @@ test('a window of 3 never has a 4th child in flight', async () => {
     driver,
     async (tq) => {
       const handle = await startBatch(tq, items(10), { concurrency: 3 });
-      await eventually(async () => driver.calls.length === 3);
+      await waitUntil('three uploads to start', async () => driver.calls.length === 3);
       await docWhere(handle.workflowId, countsAre({ running: 3, pending: 7 }));
       await new Promise((r) => setTimeout(r, 1500));
       expect(driver.calls).toHaveLength(3);

@@ -3,8 +3,8 @@
  * real redis-server; only the platform is scripted.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { contentRejected, notSent, rateLimited, unconfirmed } from '../../src/platforms/types';
 import { rescheduleUpdate, reviewDecisionUpdate } from '../../src/shared/definitions';
@@ -12,24 +12,24 @@ import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
 import { classifyUploadError } from '../../src/workflows/publish-single';
-import { eventually, projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import {
+  expectCancelled,
+  type Harness,
+  perFile,
+  startWorkflowTestStack,
+  waitForDoc,
+  withWorker,
+} from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
-import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
 
 let env: TestWorkflowEnvironment;
-let redisServer: RedisServer;
 let h: Harness;
 
-beforeAll(async () => {
-  [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis()]);
-  h = projectionHarness(redisServer.url);
-});
-
-afterAll(async () => {
-  await h?.close();
-  await env?.teardown();
-  await redisServer?.destroy();
-});
+perFile(
+  () => startWorkflowTestStack(),
+  (s) => ({ env, harness: h } = s),
+);
 
 const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
   platform: 'scripted',
@@ -54,25 +54,10 @@ async function start(taskQueue: string, over: Partial<PublishRequest> = {}, work
 }
 
 const doc = (id: string) => h.tsm.getTaskState(id);
-const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
-  eventually(async () => {
-    const d = await doc(id);
-    return d && pred(d) ? d : undefined;
-  });
+const docWhere = (id: string, pred: (d: TaskDoc) => boolean) => waitForDoc(h, id, pred);
 
 async function membersOf(key: string) {
   return h.redis.zrange(key, 0, -1);
-}
-
-/** Waits for the workflow to end cancelled. Always await this before the test's worker stops: a workflow left
- * with activities pending on a stopped task queue would hold the shared test server's clock. */
-async function expectCancelled(handle: WorkflowHandle) {
-  const err = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
 }
 
 function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>) {
@@ -194,7 +179,7 @@ test('cancel while running aborts the upload (the driver sees the abort) and the
   const driver = new ScriptedDriver().then(hangUntilAborted);
   await run(driver, async (tq) => {
     const handle = await start(tq);
-    await eventually(async () => driver.callsFor(handle.workflowId).length === 1);
+    await waitUntil('the upload to start', async () => driver.callsFor(handle.workflowId).length === 1);
     await handle.cancel();
     await expectCancelled(handle);
     expect(driver.aborted.map((c) => c.taskId)).toContain(handle.workflowId);

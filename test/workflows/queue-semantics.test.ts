@@ -4,13 +4,7 @@
  * account's rate limits, the platform's concurrency cap, and AuthExpired holding the account's queue.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type WorkflowHandle,
-} from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { authExpired, rateLimited, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import {
@@ -23,9 +17,16 @@ import {
 import { DEFAULT_POLICY, type PublishPolicy, type QueueLimits } from '../../src/shared/policy';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { accountGate, publishSingle } from '../../src/workflows';
-import { eventually, projectionHarness, withWorker, writeAccountsFile, type Harness } from '../helpers/harness';
+import {
+  expectCancelled,
+  type Harness,
+  perFile,
+  startWorkflowTestStack,
+  waitForDoc,
+  withWorker,
+} from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
-import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
 
 const ACCOUNTS = [
   ...['acct-1', 'acct-2', 'acct-3', 'acct-4'].map((id) => ({ id, platform: 'scripted', settings: {} })),
@@ -38,19 +39,12 @@ const ACCOUNTS = [
 ];
 
 let env: TestWorkflowEnvironment;
-let redisServer: RedisServer;
 let h: Harness;
 
-beforeAll(async () => {
-  [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis()]);
-  h = projectionHarness(redisServer.url, writeAccountsFile(ACCOUNTS));
-});
-
-afterAll(async () => {
-  await h?.close();
-  await env?.teardown();
-  await redisServer?.destroy();
-});
+perFile(
+  () => startWorkflowTestStack({ accounts: ACCOUNTS }),
+  (s) => ({ env, harness: h } = s),
+);
 
 const policyWith = (limits: QueueLimits = {}, over: Partial<PublishPolicy> = {}): PublishPolicy => ({
   ...DEFAULT_POLICY,
@@ -85,12 +79,7 @@ function start(
   });
 }
 
-const doc = (id: string) => h.tsm.getTaskState(id);
-const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
-  eventually(async () => {
-    const d = await doc(id);
-    return d && pred(d) ? d : undefined;
-  });
+const docWhere = (id: string, pred: (d: TaskDoc) => boolean) => waitForDoc(h, id, pred);
 const allDone = (handles: WorkflowHandle[], status: TaskDoc['status'] = 'success') =>
   Promise.all(handles.map((x) => docWhere(x.workflowId, (d) => d.status === status)));
 
@@ -107,15 +96,6 @@ const gateMemo = async (tq: string, accountId = 'acct-1') =>
   (await env.client.workflow.getHandle(accountGateId(accountId, tq)).describe()).memo?.[GATE_MEMO_KEY] as
     GateMemo | undefined;
 const ms = (iso: string | null | undefined) => Date.parse(iso!);
-
-async function expectCancelled(handle: WorkflowHandle) {
-  const err = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-}
 
 /** Records how many uploads run at once, per account and in all. */
 class TrackingDriver extends ScriptedDriver {
@@ -177,7 +157,7 @@ function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>) {
       const settle = async () => {
         const tasks = startedOn.get(tq) ?? [];
         const gates = [...ACCOUNTS.map((a) => accountGateId(a.id, tq)), platformGateId('scripted', tq)];
-        await eventually(async () => {
+        await waitUntil('every task and gate to be done', async () => {
           for (const id of tasks)
             if ((await env.client.workflow.getHandle(id).describe()).status.name === 'RUNNING') return false;
           for (const id of gates) if (!(await quiescent(id))) return false;
@@ -185,7 +165,7 @@ function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>) {
         });
         // Gates that still remember rate limits end once the memory expires: skip past it while the worker runs.
         if (await anyRunning(gates)) await env.sleep('2 hours');
-        await eventually(async () => !(await anyRunning(gates)));
+        await waitUntil('every gate to end', async () => !(await anyRunning(gates)));
       };
       try {
         const out = await fn(tq);
@@ -251,7 +231,7 @@ test('waiting tasks show waiting_for_account and get the account in priority ord
   const driver = new TrackingDriver().then(holder.step);
   await run(driver, async (tq) => {
     const first = await start(tq, { priority: 5, title: 'holder' });
-    await eventually(async () => driver.calls.length === 1);
+    await waitUntil('the first upload to start', async () => driver.calls.length === 1);
     const waiting: Array<{ p: number; handle: WorkflowHandle }> = [];
     for (const p of [5, 1, 9, 1, 3]) {
       const handle = await start(tq, { priority: p });
@@ -271,7 +251,7 @@ test('a cancelled waiting task leaves the queue; a cancelled holder gives its tu
   const driver = new TrackingDriver().then(hangUntilAborted);
   await run(driver, async (tq) => {
     const holder = await start(tq);
-    await eventually(async () => driver.calls.length === 1);
+    await waitUntil('the first upload to start', async () => driver.calls.length === 1);
     const w1 = await start(tq, { priority: 1 });
     await waitingAt(w1.workflowId);
     const w2 = await start(tq, { priority: 2 });
@@ -372,7 +352,7 @@ test('AuthExpired: the task goes to review and the account holds its queue (acco
   });
   await run(driver, async (tq) => {
     const warmup = await start(tq);
-    await eventually(async () => driver.calls.length === 1);
+    await waitUntil('the first upload to start', async () => driver.calls.length === 1);
     const failing = await start(tq, { priority: 1 });
     await waitingAt(failing.workflowId);
     const waiting = [await start(tq, { priority: 2 }), await start(tq, { priority: 3 })];
@@ -419,7 +399,7 @@ test('the gate continues as new carrying its queue, its holder and its rate-limi
       args: [{ kind: 'account', key: 'acct-1', maxHistoryLength: 20 }],
     });
     const first = await start(tq, {}, policy);
-    await eventually(async () => driver.calls.length === 1);
+    await waitUntil('the first upload to start', async () => driver.calls.length === 1);
     const priorities = [4, 3, 2, 1, 0, 4];
     const waiting = [];
     for (const p of priorities) {

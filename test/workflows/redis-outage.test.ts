@@ -6,24 +6,19 @@ import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { publishSingle } from '../../src/workflows';
-import { eventually, projectionHarness, withWorker, type Harness } from '../helpers/harness';
+import { type Harness, perFile, startWorkflowTestStack, withWorker } from '../helpers/harness';
+import { waitUntil } from '../helpers/polling';
 import { ScriptedDriver } from '../helpers/scripted-driver';
-import { createTimeSkippingEnv, startRedis, type RedisServer } from '../helpers/servers';
+import type { RedisServer } from '../helpers/servers';
 
 let env: TestWorkflowEnvironment;
 let redisServer: RedisServer;
 let h: Harness;
 
-beforeAll(async () => {
-  [env, redisServer] = await Promise.all([createTimeSkippingEnv(), startRedis({ appendonly: true })]);
-  h = projectionHarness(redisServer.url);
-});
-
-afterAll(async () => {
-  await h?.close();
-  await env?.teardown();
-  await redisServer?.destroy();
-});
+perFile(
+  () => startWorkflowTestStack({ appendonly: true }),
+  (s) => ({ env, redisServer, harness: h } = s),
+);
 
 test('with Redis down the upload still happens, and the document converges to success when Redis is back', async () => {
   const driver = new ScriptedDriver();
@@ -40,14 +35,20 @@ test('with Redis down the upload still happens, and the document converges to su
       ],
     });
     // Publishing carries on without Redis.
-    await eventually(async () => driver.callsFor(handle.workflowId).length === 1, 30_000);
+    await waitUntil('the upload to start', async () => driver.callsFor(handle.workflowId).length === 1, {
+      timeoutMs: 30_000,
+    });
     expect(await h.tsm.getTaskState(handle.workflowId).catch(() => 'unreachable')).toBe('unreachable');
 
     await redisServer.start();
-    const doc = await eventually(async () => {
-      const d = await h.tsm.getTaskState(handle.workflowId);
-      return d?.status === 'success' ? d : undefined;
-    }, 60_000);
+    const doc = await waitUntil(
+      'the document to say success',
+      async () => {
+        const d = await h.tsm.getTaskState(handle.workflowId);
+        return d?.status === 'success' ? d : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(doc.result?.postId).toBe(`post-${handle.workflowId}-1`);
     expect(await h.redis.zscore('celery:index:status:success', handle.workflowId)).not.toBeNull();
     expect((await handle.result()).status).toBe('success');
