@@ -12,8 +12,7 @@ import { freePort, tempDir } from '../helpers/servers';
 import { FAULT_ENV, FaultEndpoint, requireBuiltLib, ROOT, sleep, waitUntil, type HookRequest } from './fault-helpers';
 
 const ACCOUNTS = ['mu-0', 'mu-1', 'mu-2', 'mu-3'];
-const NAMES = ['redis', 'temporal', 'worker', 'api'] as const;
-type Name = (typeof NAMES)[number];
+type Name = 'redis' | 'temporal' | 'worker' | 'api';
 
 let dir: string;
 let endpoint: FaultEndpoint;
@@ -269,7 +268,9 @@ test('a process that keeps dying is restarted with a growing delay, and Redis an
   expect(out).toMatch(/^\[up\] temporal exited \(signal KILL\); restarting in 1 s \(restart #1\)$/m);
   await watch.stop();
   endpoint.behaviour = () => ({ answer: 200 });
-  const id = await until('a publish accepted', () => publish(ACCOUNTS[0]!, 'after the restarts').catch(() => false));
+  const id = await until('a publish accepted', () =>
+    publish(ACCOUNTS[0]!, 'after the restarts').catch(() => undefined),
+  );
   const done = await until('it to succeed', async () => ((await task(id))?.status === 'success' ? true : undefined));
   expect(done).toBe(true);
   expect(endpoint.requestsFor(id)).toHaveLength(1);
