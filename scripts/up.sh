@@ -33,7 +33,8 @@ declare -A log_of=() started_at=() restarts=() delay=() due=()
 # a failed write must not stop the cleanup below and orphan the servers.
 say() { echo "[up] $*" 2>/dev/null || true; }
 alive() { [ -n "${pid_of[$1]:-}" ] && kill -0 "${pid_of[$1]}" 2>/dev/null; }
-stop_all() {
+stop_all() { # [exit code]
+  local rc=${1:-0}
   trap - INT TERM HUP EXIT
   trap '' PIPE
   say "stopping..."
@@ -50,10 +51,10 @@ stop_all() {
     fi
     rm -f "$DATA/run/$name.pid"
   done
-  exit 0
+  exit "$rc"
 }
 trap stop_all INT TERM HUP
-trap 'stop_all' EXIT
+trap 'stop_all $?' EXIT   # a failed start-up still stops what did start, and exits non-zero
 
 launch() { # name: (re)starts it from cmd_of
   local name=$1

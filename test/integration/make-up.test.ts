@@ -89,6 +89,32 @@ function watchApi() {
   };
 }
 
+/** up.sh's environment: free ports, this data dir; the caller's PATH and friends, none of its pubflow, Temporal or
+ * Redis settings (a REDIS_URL that answers would be used instead of up.sh's own Redis). */
+async function upEnv(dataDir: string, over: Record<string, string>): Promise<NodeJS.ProcessEnv> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^(PUBFLOW_|TEMPORAL_|REDIS_|JEST_)/.test(k) && k !== 'NODE_OPTIONS') env[k] = v;
+  const [temporalPort, uiPort, redisPort, apiPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  return {
+    ...env,
+    ...FAULT_ENV,
+    PUBFLOW_SHUTDOWN_GRACE: '2s',
+    TEMPORAL_PORT: String(temporalPort),
+    TEMPORAL_UI_PORT: String(uiPort),
+    REDIS_PORT: String(redisPort),
+    PUBFLOW_API_PORT: String(apiPort),
+    PUBFLOW_API_HOST: '127.0.0.1',
+    PUBFLOW_DATA_DIR: dataDir,
+    ...over,
+  };
+}
+
 beforeAll(async () => {
   requireBuiltLib();
   dir = tempDir('make-up');
@@ -103,35 +129,9 @@ beforeAll(async () => {
   const media = path.join(dir, 'media');
   mkdirSync(media);
   writeFileSync(path.join(media, 'clip.mp4'), Buffer.alloc(32 * 1024, 7));
-  const [temporalPort, uiPort, redisPort, apiPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  api = `http://127.0.0.1:${apiPort}`;
-  // The caller's PATH and friends, none of its pubflow, Temporal or Redis settings (a REDIS_URL that answers would
-  // be used instead of up.sh's own Redis).
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!/^(PUBFLOW_|TEMPORAL_|REDIS_|JEST_)/.test(k) && k !== 'NODE_OPTIONS') env[k] = v;
-  up = spawn('bash', [path.join(ROOT, 'scripts/up.sh')], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...env,
-      ...FAULT_ENV,
-      PUBFLOW_SHUTDOWN_GRACE: '2s',
-      TEMPORAL_PORT: String(temporalPort),
-      TEMPORAL_UI_PORT: String(uiPort),
-      REDIS_PORT: String(redisPort),
-      PUBFLOW_API_PORT: String(apiPort),
-      PUBFLOW_API_HOST: '127.0.0.1',
-      PUBFLOW_DATA_DIR: path.join(dir, 'data'),
-      PUBFLOW_ACCOUNTS_FILE: accountsFile,
-      PUBFLOW_MEDIA_ROOT: media,
-    },
-  });
+  const env = await upEnv(path.join(dir, 'data'), { PUBFLOW_ACCOUNTS_FILE: accountsFile, PUBFLOW_MEDIA_ROOT: media });
+  api = `http://127.0.0.1:${env.PUBFLOW_API_PORT}`;
+  up = spawn('bash', [path.join(ROOT, 'scripts/up.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
   const keep = (b: Buffer) => {
     out += b.toString();
     if (process.env.PUBFLOW_TEST_DEBUG) process.stderr.write(b);
@@ -286,5 +286,31 @@ test('SIGTERM to make up stops every process it started, and nothing else is lef
   const exit = await upExit;
   expect(exit).toEqual({ code: 0, signal: null });
   for (const name of ['api', 'worker', 'temporal', 'redis']) expect(out).toContain(`[up] ${name} stopped`);
+  expect(started.filter(alive)).toEqual([]);
+}, 120_000);
+
+test('while it starts, a process that exits stops make up with a non-zero code, and nothing it started is left', async () => {
+  // Arrange: a setting the worker and the API refuse.
+  const media = path.join(dir, 'media');
+  const env = await upEnv(path.join(dir, 'data-bad'), {
+    PUBFLOW_MEDIA_ROOT: media,
+    PUBFLOW_WORKER_CONCURRENCY: 'none',
+  });
+
+  // Act
+  const bad = spawn('bash', [path.join(ROOT, 'scripts/up.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  let text = '';
+  bad.stdout.on('data', (b: Buffer) => (text += b.toString()));
+  bad.stderr.on('data', (b: Buffer) => (text += b.toString()));
+  const code = await new Promise<number | null>((resolve) => bad.once('exit', (c) => resolve(c)));
+
+  // Assert: it said which one and why, never restarted it, and stopped the rest.
+  const started = [...text.matchAll(/^\[up\] (\w+) started \(pid (\d+)/gm)].map((m) => Number(m[2]));
+  started.forEach((pid) => everyPid.add(pid));
+  expect({ code, said: /^\[up\] (worker|api) exited; see its log/m.test(text) }).toEqual({ code: 1, said: true });
+  expect(text).toContain('PUBFLOW_WORKER_CONCURRENCY');
+  expect(text).not.toMatch(/restarting in/);
+  expect(text).not.toContain('pubflow is up');
+  expect(started.length).toBeGreaterThanOrEqual(3);
   expect(started.filter(alive)).toEqual([]);
 }, 120_000);
