@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make up`: runs the whole product in the foreground on this machine.
 #   Redis (AOF, ./data/redis) unless REDIS_URL answers; Temporal dev server (SQLite ./data/temporal.db, Web UI);
-#   search attributes; namespace retention; one worker; the HTTP API. Ctrl-C stops everything it started.
-# Running it again resumes: every workflow and task state is kept in ./data.
+#   search attributes; namespace retention; one worker; the HTTP API. Ctrl-C (or SIGTERM) stops everything it started.
+# Once everything is up, a process that dies is started again, with backoff: the stack stops only when asked to.
+# Running it again resumes: every workflow and task state is kept in the data dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,50 +16,95 @@ REDIS_PORT=${REDIS_PORT:-6379}
 export PUBFLOW_API_PORT=${PUBFLOW_API_PORT:-3000}
 export TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}
 RETENTION=${PUBFLOW_RETENTION:-168h}   # >= the 7-day status window
-DATA="$ROOT/data"
-mkdir -p "$DATA/redis" "$DATA/logs" "$DATA/published" "${PUBFLOW_MEDIA_ROOT:-$ROOT/media}"
+DATA=$(mkdir -p "${PUBFLOW_DATA_DIR:-$ROOT/data}" && cd "${PUBFLOW_DATA_DIR:-$ROOT/data}" && pwd)
+export PUBFLOW_PUBLISHED_DIR=${PUBFLOW_PUBLISHED_DIR:-$DATA/published}
+mkdir -p "$DATA/redis" "$DATA/logs" "$DATA/run" "$PUBFLOW_PUBLISHED_DIR" "${PUBFLOW_MEDIA_ROOT:-$ROOT/media}"
 
-pids=()
-names=()
+# Restart backoff: 1 s, doubling, at most 30 s; back to 1 s once a process has stayed up for a minute.
+BACKOFF_FIRST=1
+BACKOFF_MAX=30
+BACKOFF_RESET_AFTER=60
+
+order=()              # names, in start order (stopped in reverse)
+declare -A pid_of=()  # name -> pid of the running process
+declare -A cmd_of=()  # name -> its command line, quoted for eval
+declare -A log_of=() started_at=() restarts=() delay=() due=()
 # Never dies on output: when stdout is a pipe whose reader is gone (`make up | tee log`, then Ctrl-C kills tee too),
 # a failed write must not stop the cleanup below and orphan the servers.
 say() { echo "[up] $*" 2>/dev/null || true; }
-stop_all() {
+alive() { [ -n "${pid_of[$1]:-}" ] && kill -0 "${pid_of[$1]}" 2>/dev/null; }
+stop_all() { # [exit code]
+  local rc=${1:-0}
   trap - INT TERM HUP EXIT
   trap '' PIPE
   say "stopping..."
   # Reverse order: API and worker first (the worker finishes in-flight uploads within its grace period), then
   # Temporal, then Redis (which writes its AOF on SIGTERM).
-  for ((i=${#pids[@]}-1; i>=0; i--)); do
-    pid=${pids[$i]}
-    if kill -0 "$pid" 2>/dev/null; then
+  for ((i=${#order[@]}-1; i>=0; i--)); do
+    name=${order[$i]}
+    if alive "$name"; then
+      pid=${pid_of[$name]}
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && { say "${names[$i]} did not stop in 40 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
-      say "${names[$i]} stopped"
+      kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 40 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+      say "$name stopped"
     fi
+    rm -f "$DATA/run/$name.pid"
   done
-  exit 0
+  exit "$rc"
 }
 trap stop_all INT TERM HUP
-trap 'stop_all' EXIT
-start() { # name logfile cmd...
-  local name=$1 log=$2; shift 2
+trap 'stop_all $?' EXIT   # a failed start-up still stops what did start, and exits non-zero
+
+launch() { # name: (re)starts it from cmd_of
+  local name=$1
   # setsid: Ctrl-C reaches only this script, which then stops the children in order.
-  setsid "$@" >>"$log" 2>&1 &
-  pids+=($!); names+=("$name")
-  say "$name started (pid $!, log $log)"
+  eval "exec setsid ${cmd_of[$name]}" >>"${log_of[$name]}" 2>&1 &
+  pid_of[$name]=$!
+  started_at[$name]=$SECONDS
+  echo "$!" >"$DATA/run/$name.pid"
+  say "$name started (pid $!, log ${log_of[$name]})"
+}
+start() { # name cmd...
+  local name=$1; shift
+  cmd_of[$name]=$(printf '%q ' "$@")
+  log_of[$name]="$DATA/logs/$name.log"
+  restarts[$name]=0
+  delay[$name]=$BACKOFF_FIRST
+  order+=("$name")
+  launch "$name"
 }
 wait_until() { # what seconds cmd...
   local what=$1 secs=$2; shift 2
   for _ in $(seq 1 $((secs * 10))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
-    for i in "${!pids[@]}"; do
-      kill -0 "${pids[$i]}" 2>/dev/null || { say "${names[$i]} exited; see its log in data/logs"; tail -n 20 "$DATA/logs/${names[$i]}.log" || true; exit 1; }
+    for name in "${order[@]}"; do
+      alive "$name" || { say "$name exited; see its log in ${log_of[$name]}"; tail -n 20 "${log_of[$name]}" || true; exit 1; }
     done
     sleep 0.1
   done
   say "$what did not become ready in ${secs}s"; exit 1
+}
+# One pass of the supervisor: notice deaths, schedule their restarts, carry out those that are due.
+supervise() {
+  local name pid status how
+  for name in "${order[@]}"; do
+    pid=${pid_of[$name]:-}
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      status=0; wait "$pid" 2>/dev/null || status=$?
+      if ((status > 128)); then how="signal $(kill -l $((status - 128)) 2>/dev/null || echo $((status - 128)))"; else how="code $status"; fi
+      ((SECONDS - started_at[$name] >= BACKOFF_RESET_AFTER)) && delay[$name]=$BACKOFF_FIRST
+      restarts[$name]=$((restarts[$name] + 1))
+      due[$name]=$((SECONDS + delay[$name]))
+      say "$name exited ($how); restarting in ${delay[$name]} s (restart #${restarts[$name]})"
+      pid_of[$name]=""
+      rm -f "$DATA/run/$name.pid"
+      delay[$name]=$((delay[$name] * 2 > BACKOFF_MAX ? BACKOFF_MAX : delay[$name] * 2))
+    elif [ -z "$pid" ] && ((SECONDS >= due[$name])); then
+      echo "[up] restart #${restarts[$name]} at $(date -u +%FT%TZ)" >>"${log_of[$name]}"
+      launch "$name"
+    fi
+  done
 }
 
 # --- Redis -----------------------------------------------------------------------------------
@@ -69,7 +115,7 @@ else
   [ -n "${REDIS_URL:-}" ] && say "REDIS_URL=$REDIS_URL does not answer; starting our own Redis on :$REDIS_PORT"
   [ -n "$PUBFLOW_REDIS_SERVER" ] || { say "no redis-server; run scripts/provision.sh or set REDIS_URL"; exit 1; }
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-  start redis "$DATA/logs/redis.log" "$PUBFLOW_REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
+  start redis "$PUBFLOW_REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
     --appendonly yes --appendfsync everysec --save "" --daemonize no
   wait_until "Redis" 20 redis_ping "$REDIS_URL"
 fi
@@ -82,7 +128,7 @@ for sa in PubflowStatus PubflowType PubflowPlatform PubflowAccount PubflowParent
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 # Priority: 10 levels, one partition (strict order; README "Queue semantics"). SQLite: write-ahead log synced at
 # checkpoints, safe against a killed process and ~2.5x the throughput of the default (docs/benchmarks.md).
-start temporal "$DATA/logs/temporal.log" "$T" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+start temporal "$T" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
   --ui-port "$TEMPORAL_UI_PORT" --db-filename "$DATA/temporal.db" --namespace "$TEMPORAL_NAMESPACE" \
   --dynamic-config-value matching.priorityLevels=10 --dynamic-config-value matching.useNewMatcher=true \
   --dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
@@ -93,8 +139,8 @@ wait_until "Temporal" 60 "$T" operator namespace describe --address "$TEMPORAL_A
 say "namespace $TEMPORAL_NAMESPACE retention: $RETENTION"
 
 # --- worker and API --------------------------------------------------------------------------
-start worker "$DATA/logs/worker.log" node lib/worker.js
-start api "$DATA/logs/api.log" node lib/api.js
+start worker node lib/worker.js
+start api node lib/api.js
 wait_until "API" 60 curl -fsS "http://127.0.0.1:$PUBFLOW_API_PORT/readyz"
 
 cat <<MSG
@@ -106,14 +152,13 @@ cat <<MSG
     Redis          $REDIS_URL
     Accounts       ${PUBFLOW_ACCOUNTS_FILE:-built-in demo account (id demo, platform local)}
     Media root     ${PUBFLOW_MEDIA_ROOT:-$ROOT/media}
-    Logs           data/logs/
-  More workers: npm run start:worker (same environment). Ctrl-C stops everything.
+    Data, logs     $DATA (logs/, run/*.pid)
+  More workers: npm run start:worker (same environment). A process that dies is restarted. Ctrl-C stops everything.
 
 MSG
-# Wait for any child to exit; if one dies, stop the rest.
+# From here on a death is a restart, never a stop (before this point it stops everything: a bad config fails fast).
+# `sleep & wait`: a signal interrupts the wait at once.
 while true; do
-  for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[$i]}" 2>/dev/null; then say "${names[$i]} exited unexpectedly (see data/logs/${names[$i]}.log)"; stop_all; fi
-  done
-  sleep 1
+  supervise
+  sleep 0.5 & wait $! 2>/dev/null || true
 done
