@@ -9,13 +9,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TaskDoc } from '../../src/shared/types';
 import { freePort, tempDir } from '../helpers/servers';
-import { FAULT_ENV, FaultEndpoint, requireBuiltLib, ROOT, sleep, waitUntil, type HookRequest } from './fault-helpers';
+import { sleep, waitUntil } from '../helpers/polling';
+import { WebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver';
+import { FAULT_ENV, requireBuiltLib, ROOT } from './fault-helpers';
 
 const ACCOUNTS = ['mu-0', 'mu-1', 'mu-2', 'mu-3'];
 type Name = 'redis' | 'temporal' | 'worker' | 'api';
 
 let dir: string;
-let endpoint: FaultEndpoint;
+let endpoint: WebhookReceiver;
 let up: ChildProcess;
 let upExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 let out = '';
@@ -43,7 +45,7 @@ function pids(): Record<Name, number> {
 }
 
 const until = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000) =>
-  waitUntil(what, check, ms, 100).catch((err: Error) => {
+  waitUntil(what, check, { timeoutMs: ms, intervalMs: 100 }).catch((err: Error) => {
     throw new Error(`${err.message}\n--- up.sh output ---\n${out.slice(-4000)}`);
   });
 
@@ -118,7 +120,7 @@ async function upEnv(dataDir: string, over: Record<string, string>): Promise<Nod
 beforeAll(async () => {
   requireBuiltLib();
   dir = tempDir('make-up');
-  endpoint = await FaultEndpoint.start();
+  endpoint = await WebhookReceiver.start();
   const accountsFile = path.join(dir, 'accounts.json');
   writeFileSync(
     accountsFile,
@@ -180,12 +182,12 @@ test('kill -9 of the worker under make up: it is back within seconds, the stack 
 
   // Act: kill -9 the worker; nobody restarts anything.
   process.kill(before.worker, 'SIGKILL');
-  const victims: HookRequest[] = await until(
+  const victims: ReceivedRequest[] = await until(
     'the killed worker’s uploads to be cut off',
     () => inFlightAtKill.every((r) => r.abortedAt !== undefined) && inFlightAtKill,
     10_000,
   );
-  endpoint.behaviour = () => ({ answer: 200, afterMs: 100 });
+  endpoint.behaviour = () => ({ status: 200, afterMs: 100 });
 
   // Assert: up.sh says so and starts a new worker within seconds (its first backoff is 1 s).
   const worker = await until(
@@ -267,7 +269,7 @@ test('a process that keeps dying is restarted with a growing delay, and Redis an
   expect(out).toMatch(/^\[up\] redis exited \(signal KILL\); restarting in 1 s \(restart #1\)$/m);
   expect(out).toMatch(/^\[up\] temporal exited \(signal KILL\); restarting in 1 s \(restart #1\)$/m);
   await watch.stop();
-  endpoint.behaviour = () => ({ answer: 200 });
+  endpoint.behaviour = () => ({ status: 200 });
   const id = await until('a publish accepted', () =>
     publish(ACCOUNTS[0]!, 'after the restarts').catch(() => undefined),
   );
