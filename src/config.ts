@@ -5,6 +5,7 @@
 import path from 'node:path';
 import ms from 'ms';
 import { z } from 'zod';
+import { parseRate, type RateLimit } from './auth/rate-limit';
 import { LOG_LEVELS, type LogLevel } from './log';
 import { PlatformLimitsSchema } from './platforms/accounts';
 import { DEFAULT_POLICY, platformQueueLimits, type PlatformLimits, type PublishPolicy } from './shared/policy';
@@ -42,8 +43,27 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   PUBFLOW_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379/0'),
-  PUBFLOW_API_HOST: z.string().default('0.0.0.0'),
   PUBFLOW_API_PORT: int(3000, 0, 65535),
+  // --- API access (docs/security.md): listener, keys file, per-key rate limit ---
+  /** Loopback by default; any other address needs PUBFLOW_API_KEYS_FILE (assertSafeListen). */
+  PUBFLOW_API_HOST: z.string().default('127.0.0.1'),
+  /** API keys file, JSON or YAML: [{name, role, sha256}]. Unset: no keys, loopback only. */
+  PUBFLOW_API_KEYS_FILE: z.string().optional(),
+  /** Sustained requests per API key, per API process: "20/s", "600/m", "1000/h", or "off". */
+  PUBFLOW_API_RATE_LIMIT: z
+    .string()
+    .default('20/s')
+    .transform((v, ctx) => {
+      try {
+        return parseRate(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Requests a key may make at once after being idle. */
+  PUBFLOW_API_RATE_BURST: int(40, 1, 1_000_000),
+  // --- end of API access ---
   PUBFLOW_ACCOUNTS_FILE: z.string().optional(),
   PUBFLOW_MEDIA_ROOT: z.string().default('./media'),
   PUBFLOW_PUBLISHED_DIR: z.string().default('./data/published'),
@@ -76,7 +96,8 @@ export type RawEnv = z.input<typeof EnvSchema>;
 export interface Config {
   temporal: { address: string; namespace: string; taskQueue: string };
   redisUrl: string;
-  api: { host: string; port: number };
+  /** `keysFile` unset: no API keys (loopback only). `rateLimit` null: off. */
+  api: { host: string; port: number; keysFile?: string; rateLimit: RateLimit | null };
   accountsFile?: string;
   mediaRoot: string;
   publishedDir: string;
@@ -128,7 +149,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.PUBFLOW_TASK_QUEUE },
     redisUrl: e.REDIS_URL,
-    api: { host: e.PUBFLOW_API_HOST, port: e.PUBFLOW_API_PORT },
+    api: {
+      host: e.PUBFLOW_API_HOST,
+      port: e.PUBFLOW_API_PORT,
+      keysFile: e.PUBFLOW_API_KEYS_FILE || undefined,
+      rateLimit:
+        e.PUBFLOW_API_RATE_LIMIT === null
+          ? null
+          : { perSecond: e.PUBFLOW_API_RATE_LIMIT, burst: e.PUBFLOW_API_RATE_BURST },
+    },
     accountsFile: e.PUBFLOW_ACCOUNTS_FILE || undefined,
     mediaRoot: path.resolve(e.PUBFLOW_MEDIA_ROOT),
     publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
