@@ -12,6 +12,7 @@ import { DriverRegistry } from '../../src/platforms';
 import { loadAccounts } from '../../src/platforms/accounts';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
+import { accountGateId } from '../../src/shared/definitions';
 import type { TaskDoc } from '../../src/shared/types';
 import { waitUntil } from '../helpers/polling';
 import { freePort } from '../helpers/servers';
@@ -274,6 +275,24 @@ describe('Idempotency-Key', () => {
     await docWhere(stack.redis, other.body.taskId as string, (d) => d.status === 'success');
   });
 
+  test('the same key with a different request is a 422 idempotency_mismatch, and nothing new starts', async () => {
+    const key = `order-${randomUUID()}`;
+    const first = await api()
+      .post('/api/v1/publish')
+      .set('Idempotency-Key', key)
+      .send(publishBody({ title: 'one' }));
+    expect(first.status).toBe(202);
+    const taskId = first.body.taskId as string;
+    const other = await api()
+      .post('/api/v1/publish')
+      .set('Idempotency-Key', key)
+      .send(publishBody({ title: 'two' }));
+    const err = expectError(other, 422, 'idempotency_mismatch');
+    expect(err.details).toEqual({ taskId });
+    await docWhere(stack.redis, taskId, (d) => d.status === 'success');
+    expect(stack.scripted.callsFor(taskId).map((c) => c.request.title)).toEqual(['one']);
+  });
+
   test('concurrent repeats start one task', async () => {
     const key = `burst-${randomUUID()}`;
     const body = publishBody();
@@ -303,6 +322,26 @@ describe('404: unknown ids', () => {
   ])('%s', async (_name, call) => {
     const err = expectError(await call(), 404, 'not_found');
     expect(err.message).toContain(unknown);
+  });
+
+  test("internal workflows (an account's gate) are unknown at /tasks/:id and /reviews/:id, and stay untouched", async () => {
+    // A gate runs while it holds a turn: an upload that hangs keeps scr-2's gate open.
+    const taskId = await publish(stack.app, publishBody({ accountId: 'scr-2', options: { behave: 'hang' } }));
+    await docWhere(stack.redis, taskId, (d) => d.status === 'running');
+    const gateId = accountGateId('scr-2', stack.config.temporal.taskQueue);
+    expect((await stack.client.workflow.getHandle(gateId).describe()).status.name).toBe('RUNNING');
+    const calls = [
+      api().get(`/api/v1/tasks/${gateId}`),
+      api().post(`/api/v1/tasks/${gateId}/cancel`),
+      api().delete(`/api/v1/tasks/${gateId}`).query({ force: 'true' }),
+      api()
+        .post(`/api/v1/tasks/${gateId}/reschedule`)
+        .send({ publishAt: new Date(Date.now() + 3_600_000).toISOString() }),
+      api().post(`/api/v1/reviews/${gateId}/discard`).send({}),
+    ];
+    for (const res of await Promise.all(calls)) expectError(res, 404, 'not_found');
+    expect((await stack.client.workflow.getHandle(gateId).describe()).status.name).toBe('RUNNING');
+    expect((await api().post(`/api/v1/tasks/${taskId}/cancel`)).status).toBe(200);
   });
 
   test('an unknown route is a 404 in the same shape', async () => {
