@@ -115,15 +115,15 @@ export type BatchBody = z.infer<typeof BatchBody>;
 const note = () => text().max(2000);
 
 /** `{batchId}` or the filters of `GET /reviews`; no filter at all retries every open review (like Sidekiq's). */
-export const RetryAllBody = z
-  .object({
-    batchId: nonEmpty().optional(),
-    platform: nonEmpty().optional(),
-    accountId: nonEmpty().optional(),
-    kind: nonEmpty().optional(),
-    note: note().optional(),
-  })
-  .strict();
+/** The filters of the open-review queue: `GET /reviews` and `POST /reviews/retry-all` share them. */
+const reviewFilters = {
+  platform: nonEmpty().optional(),
+  accountId: nonEmpty().optional(),
+  kind: nonEmpty().optional(),
+  batchId: nonEmpty().optional(),
+};
+
+export const RetryAllBody = z.object({ ...reviewFilters, note: note().optional() }).strict();
 
 const pageLimit = z.coerce.number().int().min(1).max(1000).default(50);
 const pageOffset = z.coerce.number().int().min(0).default(0);
@@ -140,10 +140,7 @@ export const ListTasksQuery = z
 
 export const ListReviewsQuery = z
   .object({
-    platform: nonEmpty().optional(),
-    accountId: nonEmpty().optional(),
-    kind: nonEmpty().optional(),
-    batchId: nonEmpty().optional(),
+    ...reviewFilters,
     limit: pageLimit,
     offset: pageOffset,
   })

@@ -31,9 +31,8 @@ export class NotFoundError extends ServiceError {
   }
 }
 
-/** The target's state does not allow the request (HTTP 409); `code` says which state. */
-export class ConflictError extends ServiceError {
-  override readonly name = 'ConflictError';
+/** A refusal with a machine-readable code and optional details. */
+class CodedError extends ServiceError {
   constructor(
     readonly code: string,
     message: string,
@@ -43,16 +42,14 @@ export class ConflictError extends ServiceError {
   }
 }
 
+/** The target's state does not allow the request (HTTP 409); `code` says which state. */
+export class ConflictError extends CodedError {
+  override readonly name = 'ConflictError';
+}
+
 /** The request is larger than Temporal accepts as one workflow input (HTTP 413). */
-export class TooLargeError extends ServiceError {
+export class TooLargeError extends CodedError {
   override readonly name = 'TooLargeError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details: unknown = null,
-  ) {
-    super(message);
-  }
 }
 
 /** An Idempotency-Key reused with a different request (HTTP 422): the first request's task is not returned. */
