@@ -1,7 +1,31 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import Redis from 'ioredis';
 import { INDEX_PATTERNS } from '../../src/projection/keys';
+import { ProjectionStore } from '../../src/projection/store';
 import type { ReviewRecord, TaskDoc } from '../../src/shared/types';
+import { startRedis, type RedisServer } from '../helpers/servers';
+
+export interface ProjectionRedis {
+  server: RedisServer;
+  redis: Redis;
+  store: ProjectionStore;
+  close(): Promise<void>;
+}
+
+/** A file's own redis-server, a client and a store on it (use with perFile: beforeAll starts, afterAll stops). */
+export async function startProjectionRedis(): Promise<ProjectionRedis> {
+  const server = await startRedis();
+  const redis = new Redis(server.url);
+  return {
+    server,
+    redis,
+    store: new ProjectionStore(redis),
+    async close() {
+      await redis.quit();
+      await server.destroy();
+    },
+  };
+}
 
 export const uniqueId = (prefix = 'task'): string => `${prefix}-${randomUUID()}`;
 

@@ -3,7 +3,7 @@
  * the indexes disagree with the documents: the index moves never decode the document inside Lua.
  */
 import { createHash } from 'node:crypto';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import {
   metaKey,
   reviewAccountIndex,
@@ -14,25 +14,14 @@ import {
   taskKey,
   typeIndex,
 } from '../../src/projection/keys';
-import { ProjectionStore } from '../../src/projection/store';
+import type { ProjectionStore } from '../../src/projection/store';
 import type { TaskDoc } from '../../src/shared/types';
-import { startRedis, type RedisServer } from '../helpers/servers';
-import { at, indexesOf, makeDoc, makeReview, uniqueId } from './fixtures';
+import { at, indexesOf, makeDoc, makeReview, uniqueId, startProjectionRedis } from './fixtures';
+import { perFile } from '../helpers/harness';
 
-let server: RedisServer;
 let redis: Redis;
 let store: ProjectionStore;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  store = new ProjectionStore(redis);
-});
-
-afterAll(async () => {
-  await redis.quit();
-  await server.destroy();
-});
+perFile(startProjectionRedis, (p) => ({ redis, store } = p));
 
 function nested(depth: number): unknown {
   let v: unknown = 'bottom';

@@ -1,5 +1,5 @@
 /** ProjectionStore.repairIndexes: the reconciler's index pass, prune plus "does this member belong here?". */
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import {
   parentIndex,
   reviewAccountIndex,
@@ -8,25 +8,14 @@ import {
   taskKey,
   typeIndex,
 } from '../../src/projection/keys';
-import { ProjectionStore } from '../../src/projection/store';
-import { startRedis, type RedisServer } from '../helpers/servers';
-import { indexesOf, makeDoc, makeReview, uniqueId } from './fixtures';
+import type { ProjectionStore } from '../../src/projection/store';
+import { indexesOf, makeDoc, makeReview, uniqueId, startProjectionRedis } from './fixtures';
+import { perFile } from '../helpers/harness';
 
 // Its own Redis, so the counts are exactly this file's.
-let server: RedisServer;
 let redis: Redis;
 let store: ProjectionStore;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  store = new ProjectionStore(redis);
-});
-
-afterAll(async () => {
-  await redis.quit();
-  await server.destroy();
-});
+perFile(startProjectionRedis, (p) => ({ redis, store } = p));
 
 beforeEach(async () => {
   await redis.flushdb(); // our own server (startRedis above), never a shared one

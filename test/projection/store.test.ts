@@ -12,23 +12,14 @@ import {
 } from '../../src/projection/keys';
 import { DEFAULT_TTL_SECONDS, ProjectionStore } from '../../src/projection/store';
 import type { TaskDoc } from '../../src/shared/types';
-import { startRedis, type RedisServer } from '../helpers/servers';
-import { at, indexesOf, makeDoc, makeReview, scoreOf, uniqueId } from './fixtures';
+import type { RedisServer } from '../helpers/servers';
+import { at, indexesOf, makeDoc, makeReview, scoreOf, uniqueId, startProjectionRedis } from './fixtures';
+import { perFile } from '../helpers/harness';
 
 let server: RedisServer;
 let redis: Redis;
 let store: ProjectionStore;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  store = new ProjectionStore(redis);
-});
-
-afterAll(async () => {
-  await redis.quit();
-  await server.destroy();
-});
+perFile(startProjectionRedis, (p) => ({ server, redis, store } = p));
 
 const stored = async (id: string): Promise<TaskDoc | null> => {
   const raw = await redis.get(taskKey(id));

@@ -2,26 +2,16 @@
  * Tombstones: a deleted task stays deleted. The delete script leaves `pubflow:deleted:<id>` and the write script
  * refuses any document of the task as it existed before the deletion.
  */
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { statusIndex, taskKey, tombstoneKey } from '../../src/projection/keys';
-import { DEFAULT_TTL_SECONDS, ProjectionStore } from '../../src/projection/store';
-import { startRedis, type RedisServer } from '../helpers/servers';
-import { indexesOf, makeDoc, makeReview, uniqueId } from './fixtures';
+import type { ProjectionStore } from '../../src/projection/store';
+import { DEFAULT_TTL_SECONDS } from '../../src/projection/store';
+import { indexesOf, makeDoc, makeReview, uniqueId, startProjectionRedis } from './fixtures';
+import { perFile } from '../helpers/harness';
 
-let server: RedisServer;
 let redis: Redis;
 let store: ProjectionStore;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  store = new ProjectionStore(redis);
-});
-
-afterAll(async () => {
-  await redis.quit();
-  await server.destroy();
-});
+perFile(startProjectionRedis, (p) => ({ redis, store } = p));
 
 const isoIn = (ms: number) => new Date(Date.now() + ms).toISOString();
 
