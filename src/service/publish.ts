@@ -131,21 +131,24 @@ export function createPublishService(deps: ServiceDeps) {
   }
 
   /**
-   * Starts the task's workflow with its first document as memo (until the task first changes status, the
-   * reconciler can rebuild it from visibility alone when no worker answers its query), then writes that document.
+   * Starts the task's workflow, its memo holding the request's hash and, for a single, its first document (until the
+   * task first changes status, the reconciler can rebuild it from visibility alone when no worker answers its query;
+   * the single's projector keeps that memo current). A batch never updates a document memo, so it gets none: the
+   * reconciler would take a stale v1 memo for the truth and asks a batch's query instead. Then writes the document.
    */
   async function start<W extends PublishSingleWorkflow | PublishBatchWorkflow>(
     type: string,
     doc: TaskDoc,
     hash: string,
     options: Omit<WorkflowStartOptions<W>, 'memo' | 'workflowId' | 'taskQueue' | 'workflowIdConflictPolicy'>,
+    { docInMemo }: { docInMemo: boolean },
   ): Promise<boolean> {
     try {
       const handle = await client.workflow.start<W>(type, {
         ...(options as WorkflowStartOptions<W>),
         workflowId: doc.task_id,
         taskQueue: config.temporal.taskQueue,
-        memo: { [DOC_MEMO_KEY]: doc, [REQUEST_HASH_MEMO_KEY]: hash },
+        memo: { ...(docInMemo ? { [DOC_MEMO_KEY]: doc } : {}), [REQUEST_HASH_MEMO_KEY]: hash },
         // The id is the task: one key, one task, ever (within retention). Temporal enforces it.
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
@@ -183,16 +186,22 @@ export function createPublishService(deps: ServiceDeps) {
       const input: PublishSingleInput = { request, policy: config.policyFor(request.platform), createdAt };
       inputBytes(input, 'publish', 1);
       const doc = initialTaskDoc({ taskId, request, parentTaskId: null, createdAt, runId: null });
-      const created = await start<PublishSingleWorkflow>(WORKFLOW_TYPES.publishSingle, doc, requestHash(body), {
-        args: [input],
-        priority: { priorityKey: priorityKey(request.priority) },
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
-          { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'publish' },
-          { key: SEARCH_ATTRIBUTE_KEYS.platform, value: request.platform },
-          { key: SEARCH_ATTRIBUTE_KEYS.account, value: request.accountId },
-        ]),
-      });
+      const created = await start<PublishSingleWorkflow>(
+        WORKFLOW_TYPES.publishSingle,
+        doc,
+        requestHash(body),
+        {
+          args: [input],
+          priority: { priorityKey: priorityKey(request.priority) },
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
+            { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'publish' },
+            { key: SEARCH_ATTRIBUTE_KEYS.platform, value: request.platform },
+            { key: SEARCH_ATTRIBUTE_KEYS.account, value: request.accountId },
+          ]),
+        },
+        { docInMemo: true },
+      );
       return { taskId, created, status: created ? 'pending' : await currentStatus(taskId) };
     },
 
@@ -217,18 +226,24 @@ export function createPublishService(deps: ServiceDeps) {
       };
       inputBytes(input, 'batch', total);
       const doc = initialBatchDoc({ taskId, total, ...batch, createdAt, runId: null });
-      const created = await start<PublishBatchWorkflow>(WORKFLOW_TYPES.publishBatch, doc, requestHash(batch), {
-        args: [input],
-        // The batch's own workflow tasks go first, as the gates' do: they are bookkeeping (starting children,
-        // counting their reports, writing the batch document), and behind a backlog of its own children's tasks the
-        // batch document lagged 30-45 s on a 1,000-item batch. The children, and so the uploads, keep the items'
-        // priorities (children are started with their own priority, not the parent's).
-        priority: { priorityKey: priorityKey(0) },
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
-          { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'batch_publish' },
-        ]),
-      });
+      const created = await start<PublishBatchWorkflow>(
+        WORKFLOW_TYPES.publishBatch,
+        doc,
+        requestHash(batch),
+        {
+          args: [input],
+          // The batch's own workflow tasks go first, as the gates' do: they are bookkeeping (starting children,
+          // counting their reports, writing the batch document), and behind a backlog of its own children's tasks the
+          // batch document lagged 30-45 s on a 1,000-item batch. The children, and so the uploads, keep the items'
+          // priorities (children are started with their own priority, not the parent's).
+          priority: { priorityKey: priorityKey(0) },
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
+            { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'batch_publish' },
+          ]),
+        },
+        { docInMemo: false },
+      );
       if (created) return { taskId, created, total };
       const stored = await tsm.getTaskState(taskId).catch(() => null);
       return { taskId, created, total: stored?.counts?.total ?? total };
