@@ -8,6 +8,7 @@ help:
 	@echo "make check      typecheck, lint and format check only"
 	@echo "make bench      run the benchmarks in bench/ (see docs/benchmarks.md)"
 	@echo "make reconcile  rebuild the Redis projection from Temporal"
+	@echo "make keys       create data/api-keys.json with an admin key (token in data/admin.token) if there is none"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -43,4 +44,8 @@ bench: install tools build
 reconcile: install build
 	node lib/reconcile.js
 
-.PHONY: help install tools build check test up bench reconcile
+# make up does this itself; docker compose needs it done first (docker-compose.yml mounts data/api-keys.json).
+keys: install build
+	node lib/tools/keys.js ensure-admin --dir data
+
+.PHONY: help install tools build check test up bench reconcile keys

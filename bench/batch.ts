@@ -27,6 +27,7 @@ import {
   type DevServer,
   type RedisServer,
 } from '../test/helpers/servers';
+import { addKey } from '../src/auth/keys-file';
 import { readToolEnv } from '../test/helpers/tools';
 
 const ROOT = process.env.BENCH_ROOT ?? process.cwd();
@@ -108,6 +109,8 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
 // HTTP
 
 let API = '';
+/** The benchmark's own publisher key (the API lets nobody in without one). */
+let AUTH: { Authorization: string } = { Authorization: '' };
 
 /** The few response fields the benchmark reads (batch doc, stats, publish answers). */
 interface ApiBody {
@@ -120,7 +123,7 @@ interface ApiBody {
 async function http(method: string, p: string, body?: unknown): Promise<{ status: number; json: ApiBody | null }> {
   const res = await fetch(`${API}${p}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? { ...AUTH } : { 'content-type': 'application/json', ...AUTH },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -478,9 +481,14 @@ async function main() {
     log(`temporal ${dev.address} (pid ${dev.pid}), redis ${redis.url} (pid ${redis.pid})`);
     const apiPort = await freePort();
     API = `http://127.0.0.1:${apiPort}`;
+    const keysFile = path.join(work, 'api-keys.json');
+    AUTH = { Authorization: `Bearer ${addKey(keysFile, { name: 'bench', role: 'publisher' }).token}` };
     const env = {
       TEMPORAL_ADDRESS: dev.address,
       REDIS_URL: redis.url,
+      PUBFLOW_API_KEYS_FILE: keysFile,
+      // Measures pubflow, not the per-key limit (20/s by default) a client would be held to.
+      PUBFLOW_API_RATE_LIMIT: 'off',
       PUBFLOW_TASK_QUEUE: TASK_QUEUE,
       PUBFLOW_MEDIA_ROOT: media,
       PUBFLOW_PUBLISHED_DIR: published,

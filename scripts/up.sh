@@ -138,6 +138,18 @@ wait_until "Temporal" 60 "$T" operator namespace describe --address "$TEMPORAL_A
 "$T" operator namespace update --address "$TEMPORAL_ADDRESS" -n "$TEMPORAL_NAMESPACE" --retention "$RETENTION" >/dev/null
 say "namespace $TEMPORAL_NAMESPACE retention: $RETENTION"
 
+# --- API keys (docs/security.md): closed by default ----------------------------------------------
+# With no keys file, one is created with an admin key, whose token goes to $DATA/admin.token (mode 0600).
+export PUBFLOW_API_KEYS_FILE="${PUBFLOW_API_KEYS_FILE:-$DATA/api-keys.json}"
+node lib/tools/keys.js ensure-admin --dir "$DATA" --file "$PUBFLOW_API_KEYS_FILE" 2>&1 | sed 's/^/[up] /'
+[ "${PIPESTATUS[0]}" = 0 ] || { say "the API keys file $PUBFLOW_API_KEYS_FILE is not usable (above)"; exit 1; }
+if [ -f "$DATA/admin.token" ]; then
+  KEYS_MSG="admin token in $DATA/admin.token (keys: $PUBFLOW_API_KEYS_FILE)
+                   try: curl -H \"Authorization: Bearer \$(cat $DATA/admin.token)\" http://localhost:$PUBFLOW_API_PORT/api/v1/tasks/stats"
+else
+  KEYS_MSG="$PUBFLOW_API_KEYS_FILE (your own; no admin.token was made)"
+fi
+
 # --- worker and API --------------------------------------------------------------------------
 start worker node lib/worker.js
 start api node lib/api.js
@@ -147,6 +159,7 @@ cat <<MSG
 
   pubflow is up.
     API            http://localhost:$PUBFLOW_API_PORT   (health: /healthz, ready: /readyz, spec: /openapi.json)
+    API keys       $KEYS_MSG
     Temporal UI    http://localhost:$TEMPORAL_UI_PORT
     Temporal gRPC  $TEMPORAL_ADDRESS (namespace $TEMPORAL_NAMESPACE)
     Redis          $REDIS_URL

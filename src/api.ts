@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import Redis from 'ioredis';
 import { createApp } from './api/app';
+import { assertSafeListen, createRateLimiter, loadKeyRegistry } from './api/auth';
 import { loadConfig, type Config } from './config';
 import { createLogger } from './log';
 import { createDefaultDrivers } from './platforms';
@@ -14,12 +15,24 @@ export { createApp } from './api/app';
 
 export async function runApi(config: Config = loadConfig()): Promise<Server> {
   const log = createLogger('api');
+  // Keys first: a bad keys file, or a listener beyond loopback without keys, stops the start here, saying why.
+  const keys = loadKeyRegistry(config);
+  assertSafeListen(config, keys);
+  if (!keys || keys.size === 0)
+    log.warn('no API keys: every /api/v1 request will be refused with 401 (set PUBFLOW_API_KEYS_FILE)', {
+      keysFile: config.api.keysFile ?? null,
+    });
+  else log.info('api keys loaded', { file: keys.file, keys: keys.size });
+  // Rotation: the file is re-read when it changes or on SIGHUP; a broken file keeps the keys in force.
+  const unwatchKeys = keys?.watch(log) ?? (() => undefined);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
   const app = createApp({
+    keys,
+    limiter: createRateLimiter(config),
     client,
     redis,
     tsm: new TaskStateManager(redis),
@@ -39,6 +52,7 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   );
   const shutdown = (signal: string) => {
     log.info('api stopping', { signal });
+    unwatchKeys();
     server.close(() => {
       void connection.close().finally(() => {
         redis.disconnect();

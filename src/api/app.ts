@@ -3,9 +3,13 @@
  * schema, calls one use case and maps the result; the service's errors become HTTP statuses in errors.ts.
  */
 import express, { type Router } from 'express';
+import type { KeyRegistry } from '../auth/key-registry';
+import type { TokenBucketLimiter } from '../auth/rate-limit';
+import type { Config } from '../config';
 import type { Logger } from '../log';
 import { createService, type PubflowService, type ServiceDeps } from '../service';
 import { registerAccountRoutes } from './accounts';
+import { authenticate, createRateLimiter, loadKeyRegistry, principalOf, rateLimit, requireRole as role } from './auth';
 import { registerBatchRoutes } from './batch';
 import { requireJsonBody } from './content-type';
 import { ApiError, errorHandler, parse } from './errors';
@@ -15,6 +19,7 @@ import {
   DiscardBody,
   ListReviewsQuery,
   ListTasksQuery,
+  NoteBody,
   PublishBody,
   RescheduleBody,
   ResolveBody,
@@ -22,8 +27,18 @@ import {
   TaskIdParam,
 } from './schemas';
 
-/** What createApp needs: the service's dependencies, or a service already built from them. */
-export type AppDeps = ServiceDeps & { service?: PubflowService; log: Logger };
+/**
+ * What createApp needs: the service's dependencies (or a service already built from them), and the API keys:
+ * `keys` and `limiter` as given, or read from `config.api` (PUBFLOW_API_KEYS_FILE, PUBFLOW_API_RATE_LIMIT) when
+ * absent. There is no way to turn authentication off: no keys means nobody gets in.
+ */
+export type AppDeps = ServiceDeps & {
+  config: ServiceDeps['config'] & Partial<Pick<Config, 'api'>>;
+  service?: PubflowService;
+  log: Logger;
+  keys?: KeyRegistry | null;
+  limiter?: TokenBucketLimiter | null;
+};
 
 /** Today's JSON body limit, under Temporal's 2 MiB payload limit so an oversized request is a fast 413. */
 export const JSON_BODY_LIMIT = '2mb';
@@ -31,11 +46,13 @@ export const JSON_BODY_LIMIT = '2mb';
 export function createApp(deps: AppDeps): express.Express {
   const service = deps.service ?? createService(deps);
   const { tsm } = deps;
+  const { api: apiConfig } = deps.config;
+  const keys = deps.keys !== undefined ? deps.keys : apiConfig ? loadKeyRegistry({ api: apiConfig }) : null;
+  const limiter = deps.limiter !== undefined ? deps.limiter : apiConfig ? createRateLimiter({ api: apiConfig }) : null;
   const app = express();
   app.disable('x-powered-by');
-  app.use(requireJsonBody());
-  app.use(express.json({ limit: JSON_BODY_LIMIT }));
 
+  // Open, and they say nothing about tasks.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -49,10 +66,15 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(openApiDocument);
   });
 
+  // Who asks first, then how much, and only then is a body read: nobody without a key makes the server parse 2 MB.
+  // Each route then names the least role that may use it (src/auth/roles.ts: viewer < publisher < operator < admin).
   const api: Router = express.Router();
   app.use('/api/v1', api);
+  api.use(authenticate(keys, { log: deps.log }), rateLimit(limiter));
+  api.use(requireJsonBody());
+  api.use(express.json({ limit: JSON_BODY_LIMIT }));
 
-  api.post('/publish', async (req, res) => {
+  api.post('/publish', role('publisher'), async (req, res) => {
     const body = parse(PublishBody, req.body, '');
     const out = await service.submitSingle(body, { idempotencyKey: req.get('Idempotency-Key') });
     res.status(out.created ? 202 : 200).json({ taskId: out.taskId, status: out.status });
@@ -60,55 +82,57 @@ export function createApp(deps: AppDeps): express.Express {
 
   registerBatchRoutes(api, service);
 
-  api.get('/tasks/stats', async (_req, res) => {
+  api.get('/tasks/stats', role('viewer'), async (_req, res) => {
     res.json(await tsm.getQueueStats());
   });
 
-  api.get('/tasks', async (req, res) => {
+  api.get('/tasks', role('viewer'), async (req, res) => {
     res.json(await tsm.listTasks(parse(ListTasksQuery, req.query, 'query')));
   });
 
-  api.get('/tasks/:id', async (req, res) => {
+  api.get('/tasks/:id', role('viewer'), async (req, res) => {
     const read = await service.getTask(parse(TaskIdParam, req.params.id, 'id'));
     if ('raw' in read) res.type('application/json').send(read.raw);
     else res.json(read.doc);
   });
 
-  api.post('/tasks/:id/cancel', async (req, res) => {
-    const out = await service.cancel(parse(TaskIdParam, req.params.id, 'id'));
+  api.post('/tasks/:id/cancel', role('publisher'), async (req, res) => {
+    const id = parse(TaskIdParam, req.params.id, 'id');
+    const { note } = parse(NoteBody, req.body ?? {}, 'body');
+    const out = await service.cancel(id, principalOf(req), note);
     res.status(out.status === 'cancelled' ? 200 : 202).json(out);
   });
 
-  api.delete('/tasks/:id', async (req, res) => {
+  api.delete('/tasks/:id', role('admin'), async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
     const q = parse(DeleteQuery, req.query, 'query');
-    res.json(await service.remove(id, { force: q.force === 'true' }));
+    res.json(await service.remove(id, { force: q.force === 'true', note: q.note }, principalOf(req)));
   });
 
-  api.post('/tasks/:id/reschedule', async (req, res) => {
+  api.post('/tasks/:id/reschedule', role('publisher'), async (req, res) => {
     const id = parse(TaskIdParam, req.params.id, 'id');
     const body = parse(RescheduleBody, req.body, 'body');
     service.checkHorizon(body.publishAt, 'body.publishAt');
-    res.json(await service.reschedule(id, body.publishAt));
+    res.json(await service.reschedule(id, body.publishAt, principalOf(req), body.note));
   });
 
-  api.get('/reviews', async (req, res) => {
+  api.get('/reviews', role('viewer'), async (req, res) => {
     res.json(await tsm.listReviews(parse(ListReviewsQuery, req.query, 'query')));
   });
 
-  api.post('/reviews/:taskId/retry', async (req, res) => {
+  api.post('/reviews/:taskId/retry', role('operator'), async (req, res) => {
     const taskId = parse(TaskIdParam, req.params.taskId, 'taskId');
-    res.json(await service.retry(taskId, parse(RetryBody, req.body, 'body')));
+    res.json(await service.retry(taskId, parse(RetryBody, req.body, 'body'), principalOf(req)));
   });
 
-  api.post('/reviews/:taskId/resolve', async (req, res) => {
+  api.post('/reviews/:taskId/resolve', role('operator'), async (req, res) => {
     const taskId = parse(TaskIdParam, req.params.taskId, 'taskId');
-    res.json(await service.resolve(taskId, parse(ResolveBody, req.body, 'body')));
+    res.json(await service.resolve(taskId, parse(ResolveBody, req.body, 'body'), principalOf(req)));
   });
 
-  api.post('/reviews/:taskId/discard', async (req, res) => {
+  api.post('/reviews/:taskId/discard', role('operator'), async (req, res) => {
     const taskId = parse(TaskIdParam, req.params.taskId, 'taskId');
-    res.json(await service.discard(taskId, parse(DiscardBody, req.body, 'body')));
+    res.json(await service.discard(taskId, parse(DiscardBody, req.body, 'body'), principalOf(req)));
   });
 
   registerAccountRoutes(api, service);

@@ -1,12 +1,9 @@
 /**
  * API authentication and authorisation: bearer API keys with roles (docs/security.md).
  *
- * Wiring (the API process):
- *   const keys = loadKeyRegistry(config);          // null: no PUBFLOW_API_KEYS_FILE
- *   assertSafeListen(config, keys);                // refuses a non-loopback listener without keys
- *   api.use(authenticate(keys, { log }), rateLimit(createRateLimiter(config)));
- *   api.post('/publish', requireRole('publisher'), handler);
- * /healthz and /readyz are mounted outside and stay open.
+ * Wiring (src/api/app.ts): every `/api/v1` route goes through authenticate() and rateLimit(), then the route's
+ * requireRole(). /healthz, /readyz and /openapi.json are mounted outside and stay open. Closed by default: without a
+ * keys file nobody gets in (every `/api/v1` request is 401), and src/api.ts refuses a non-loopback listener then.
  */
 import { isIP } from 'node:net';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -26,9 +23,6 @@ declare module 'express-serve-static-core' {
     principal?: Principal;
   }
 }
-
-/** Without a keys file (loopback only, see assertSafeListen) every request acts as this principal, as before keys. */
-export const ANONYMOUS_PRINCIPAL: Readonly<Principal> = Object.freeze({ name: 'anonymous', role: 'admin' });
 
 export const WWW_AUTHENTICATE = 'Bearer realm="pubflow"';
 
@@ -80,6 +74,7 @@ export function assertSafeListen(config: Pick<Config, 'api'>, keys: KeyRegistry 
   if (isLoopbackHost(host)) return;
   if (keys && keys.size > 0) return;
   const why = keys ? `the keys file ${keys.file ?? '(in memory)'} holds no keys` : 'PUBFLOW_API_KEYS_FILE is not set';
+  // Without keys the API lets nobody in anyway; refusing to start says so at once, rather than 401s on the network.
   throw new Error(
     `refusing to listen on ${host || '(all interfaces)'} (PUBFLOW_API_HOST): it is not a loopback address and ${why}, ` +
       'so anyone who can reach it could publish, cancel and delete. Set PUBFLOW_API_KEYS_FILE to a keys file ' +
@@ -89,24 +84,25 @@ export function assertSafeListen(config: Pick<Config, 'api'>, keys: KeyRegistry 
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 
+/** What a client is told when the server has no keys at all. */
+export const NO_KEYS_MESSAGE =
+  'this server has no API keys (PUBFLOW_API_KEYS_FILE is not set, or its file holds none), so every request is ' +
+  'refused; create one with: node lib/tools/keys.js create --name NAME --role admin --file FILE';
+
 /**
  * Sets `req.principal` from `Authorization: Bearer <token>`, or answers 401 with `WWW-Authenticate: Bearer`.
- * With no registry (no keys file; loopback only) every request is ANONYMOUS_PRINCIPAL.
+ * Without a registry, or with an empty one, nobody is let in: closed by default.
  * Failures are logged with the reason, method, path and client address, never the token or its hash.
  */
 export function authenticate(registry: KeyRegistry | null, opts: { log?: Logger } = {}): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    if (!registry) {
-      req.principal = { ...ANONYMOUS_PRINCIPAL };
-      next();
-      return;
-    }
     const header = req.get('authorization');
     const fail = (reason: string, message: string, error?: string) => {
       opts.log?.warn('api authentication failed', { reason, method: req.method, path: req.path, ip: req.ip });
       res.set('WWW-Authenticate', error ? `${WWW_AUTHENTICATE}, error="${error}"` : WWW_AUTHENTICATE);
       next(unauthorized(message));
     };
+    if (!registry || registry.size === 0) return fail('no_keys', NO_KEYS_MESSAGE);
     if (header === undefined) return fail('missing', 'an API key is needed: send Authorization: Bearer <token>');
     const m = BEARER.exec(header);
     if (!m) return fail('malformed', 'Authorization must be "Bearer <token>"', 'invalid_request');
@@ -121,6 +117,12 @@ export function authenticate(registry: KeyRegistry | null, opts: { log?: Logger 
 export function assertRole(principal: Principal | undefined, required: Role): void {
   if (!principal) throw unauthorized('an API key is needed: send Authorization: Bearer <token>');
   if (!roleAtLeast(principal.role, required)) throw forbidden(required, principal);
+}
+
+/** Who made this request (set by authenticate()); the service records it in the audit trail. */
+export function principalOf(req: Request): Principal {
+  assertRole(req.principal, 'viewer');
+  return { name: req.principal!.name, role: req.principal!.role };
 }
 
 /** Route guard: 403 naming the role needed when `req.principal` lacks it. Mount after authenticate(). */
@@ -140,7 +142,8 @@ export function requireRole(required: Role): RequestHandler {
 export function rateLimit(limiter: TokenBucketLimiter | null): RequestHandler {
   return (req, res, next) => {
     if (!limiter) return next();
-    const decision = limiter.take(req.principal?.name ?? ANONYMOUS_PRINCIPAL.name);
+    // Mounted after authenticate(), which lets nobody through without a principal.
+    const decision = limiter.take(req.principal?.name ?? '');
     if (decision.allowed) return next();
     res.set('Retry-After', String(decision.retryAfterSeconds));
     next(rateLimited(decision.retryAfterSeconds));

@@ -3,6 +3,7 @@ import type { Router } from 'express';
 import type { PubflowService } from '../service';
 import type { ParsedItem } from '../service/publish';
 import { DEFAULT_PRIORITY } from '../shared/priority';
+import { principalOf, requireRole as role } from './auth';
 import { fieldName, parse } from './errors';
 import { BatchBody, PublishBody, RetryAllBody } from './schemas';
 
@@ -20,7 +21,7 @@ function parseItems(body: BatchBody): ParsedItem[] {
 }
 
 export function registerBatchRoutes(api: Router, service: PubflowService): void {
-  api.post('/publish/batch', async (req, res) => {
+  api.post('/publish/batch', role('publisher'), async (req, res) => {
     const body = parse(BatchBody, req.body, '');
     const out = await service.submitBatch(
       {
@@ -34,8 +35,8 @@ export function registerBatchRoutes(api: Router, service: PubflowService): void 
     res.status(out.created ? 202 : 200).json({ taskId: out.taskId, total: out.total });
   });
 
-  api.post('/reviews/retry-all', async (req, res) => {
+  api.post('/reviews/retry-all', role('operator'), async (req, res) => {
     const { note, ...filter } = parse(RetryAllBody, req.body, 'body');
-    res.json(await service.retryAll(filter, note));
+    res.json(await service.retryAll(filter, note, principalOf(req)));
   });
 }

@@ -14,6 +14,7 @@ import {
   CancelRequested,
   DeleteOutcomeSchema,
   DeleteQuery,
+  NoteBody,
   DiscardBody,
   ErrorBody,
   Health,
@@ -224,6 +225,7 @@ export const ROUTES: readonly RouteSpec[] = [
     path: '/tasks/:id/cancel',
     summary: 'Cancel a pending, scheduled, running or in-review task',
     params: { id: TaskIdParam },
+    body: NoteBody,
     responses: {
       200: { description: 'Cancelled', schema: CancelDone },
       202: { description: 'Cancellation requested, still settling', schema: CancelRequested },
@@ -313,6 +315,7 @@ export const ROUTES: readonly RouteSpec[] = [
     path: '/accounts/:id/reactivate',
     summary: "After a new login: release the account's held queue (it needed a login after AuthExpired)",
     params: { id: AccountIdParam },
+    body: NoteBody,
     responses: {
       200: { description: 'Active again', schema: ReactivateOutcome },
       400: badBody('Invalid id'),
@@ -337,6 +340,7 @@ const REQUEST_NAMES: Array<[string, z.ZodType]> = [
   ['RetryBody', RetryBody],
   ['ResolveBody', ResolveBody],
   ['DiscardBody', DiscardBody],
+  ['NoteBody', NoteBody],
   ['RescheduleBody', RescheduleBody],
 ];
 const RESPONSE_NAMES: Array<[string, z.ZodType]> = [

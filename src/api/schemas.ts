@@ -3,7 +3,7 @@
  * document (openapi.ts) is generated from the same schemas, and the API tests validate every response against it.
  */
 import { z } from 'zod';
-import { ERROR_KINDS, TASK_STATUSES, TASK_TYPES } from '../shared/types';
+import { DECISION_ACTIONS, ERROR_KINDS, TASK_STATUSES, TASK_TYPES } from '../shared/types';
 import { DEFAULT_PRIORITY } from '../shared/priority';
 
 // ---------------------------------------------------------------- client strings
@@ -146,7 +146,7 @@ export const ListReviewsQuery = z
   })
   .strict();
 
-export const DeleteQuery = z.object({ force: z.enum(['true', 'false']).optional() }).strict();
+export const DeleteQuery = z.object({ force: z.enum(['true', 'false']).optional(), note: note().optional() }).strict();
 
 export const RetryBody = z
   .object({
@@ -172,11 +172,13 @@ const httpUrl = z
 
 export const ResolveBody = z.object({ url: httpUrl.optional(), note: note().optional() }).strict();
 export const DiscardBody = z.object({ note: note().optional() }).strict();
+/** The optional body of cancel and reactivate: a note for the audit trail. */
+export const NoteBody = z.object({ note: note().optional() }).strict();
 
 export const TaskIdParam = nonEmpty().max(400);
 export const AccountIdParam = nonEmpty().max(400);
 
-export const RescheduleBody = z.object({ publishAt: isoWithOffset() }).strict();
+export const RescheduleBody = z.object({ publishAt: isoWithOffset(), note: note().optional() }).strict();
 
 /** The `Idempotency-Key` header of the two publish routes (checked by hand in the routes: 1 to 256 characters). */
 export const IdempotencyKeyHeader = z.string().min(1).max(256);
@@ -229,6 +231,20 @@ export const ReviewRecordSchema = z
     decided_at: timestamp().optional(),
     note: z.string().optional(),
     expires_at: timestamp(),
+  })
+  .strict();
+
+/** One human action in a document's `decisions` (src/shared/types.ts DecisionRecord). */
+export const DecisionRecordSchema = z
+  .object({
+    action: z.enum(DECISION_ACTIONS),
+    by: z.string(),
+    role: z.string(),
+    at: timestamp(),
+    note: z.string().nullable(),
+    via: z.literal('retry-all').optional(),
+    attempt: z.number().int().optional(),
+    publishAt: z.string().optional(),
   })
   .strict();
 
@@ -286,6 +302,8 @@ export const TaskDocSchema = z
     error_kind: z.enum(ERROR_KINDS).nullable(),
     /** Batches only. */
     counts: BatchCountsSchema.optional(),
+    /** The audit trail: every human action, oldest first (absent until the first one). */
+    decisions: z.array(DecisionRecordSchema).optional(),
   })
   .strict();
 
@@ -344,6 +362,8 @@ export const AccountViewSchema = z
     settings: z.record(z.string(), z.unknown()),
     status: z.enum(['active', 'needs_login', 'unknown']),
     needsLogin: z.object({ since: z.string().nullable(), reason: z.string().nullable() }).strict().nullable(),
+    /** Who reactivated the account last, and when; null if nobody has (since its gate started). */
+    lastReactivation: DecisionRecordSchema.nullable(),
   })
   .strict();
 export const AccountList = z.object({ items: z.array(AccountViewSchema) }).strict();

@@ -15,6 +15,8 @@ import {
   type AccountStatus,
   type GateMemo,
 } from '../shared/definitions';
+import { auditOf, logAudit, type Actor } from './audit';
+import type { DecisionRecord } from '../shared/types';
 import type { ServiceDeps } from './deps';
 import { ConflictError, NotFoundError } from './errors';
 
@@ -23,24 +25,28 @@ export interface AccountView extends PublicAccount {
   status: AccountStatus | 'unknown';
   /** Set while the account needs a new login: since when, and the platform's message. */
   needsLogin: { since: string | null; reason: string | null } | null;
+  /** Who reactivated it last, and when (the audit trail); null if nobody has since its gate started. */
+  lastReactivation: DecisionRecord | null;
 }
 
 /** Describes at most this many gates at once. */
 const DESCRIBE_CONCURRENCY = 16;
 
 export function createAccountService(deps: ServiceDeps) {
-  const { client, accounts, config } = deps;
+  const { client, accounts, config, log } = deps;
   const gate = (accountId: string) => client.workflow.getHandle(accountGateId(accountId, config.temporal.taskQueue));
 
-  async function statusOf(accountId: string): Promise<Pick<AccountView, 'status' | 'needsLogin'>> {
+  async function statusOf(accountId: string): Promise<Pick<AccountView, 'status' | 'needsLogin' | 'lastReactivation'>> {
     try {
       const d = await gate(accountId).describe();
       const memo = d.memo?.[GATE_MEMO_KEY] as GateMemo | undefined;
-      if (d.status.name !== 'RUNNING' || memo?.status !== 'needs_login') return { status: 'active', needsLogin: null };
-      return { status: 'needs_login', needsLogin: { since: memo.since, reason: memo.reason } };
+      const lastReactivation = memo?.lastReactivation ?? null;
+      if (d.status.name !== 'RUNNING' || memo?.status !== 'needs_login')
+        return { status: 'active', needsLogin: null, lastReactivation };
+      return { status: 'needs_login', needsLogin: { since: memo.since, reason: memo.reason }, lastReactivation };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return { status: 'active', needsLogin: null };
-      return { status: 'unknown', needsLogin: null };
+      if (err instanceof WorkflowNotFoundError) return { status: 'active', needsLogin: null, lastReactivation: null };
+      return { status: 'unknown', needsLogin: null, lastReactivation: null };
     }
   }
 
@@ -51,10 +57,16 @@ export function createAccountService(deps: ServiceDeps) {
     },
 
     /** Releases an account that needed a login: its queued tasks get their turns again. */
-    async reactivate(accountId: string): Promise<{ accountId: string; status: AccountStatus; waiting: number }> {
+    async reactivate(
+      accountId: string,
+      by: Actor,
+      note?: string,
+    ): Promise<{ accountId: string; status: AccountStatus; waiting: number }> {
       if (!accounts.has(accountId)) throw new NotFoundError(`account ${accountId}`);
+      const audit = auditOf(by, note);
       try {
-        const out = await gate(accountId).executeUpdate(reactivateAccountUpdate, { args: [] });
+        const out = await gate(accountId).executeUpdate(reactivateAccountUpdate, { args: [audit] });
+        logAudit(log, 'reactivate', { accountId }, audit);
         return { accountId, status: out.status, waiting: out.waiting };
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError)

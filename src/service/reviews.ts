@@ -4,6 +4,7 @@ import pLimit from 'p-limit';
 import type { ReviewFilter } from '../projection/task-state-manager';
 import { reviewDecisionUpdate, type ReviewDecision, type ReviewOutcome } from '../shared/definitions';
 import type { RetryPatch } from '../shared/types';
+import { auditOf, logAudit, type Actor } from './audit';
 import type { ServiceDeps } from './deps';
 import { ConflictError, invalid, NotFoundError } from './errors';
 import { resolveMediaPath } from './media';
@@ -22,6 +23,12 @@ export function createReviewService(deps: ServiceDeps) {
   const { client, tsm, accounts, config, log } = deps;
 
   async function decide(taskId: string, decision: ReviewDecision): Promise<ReviewOutcome> {
+    const out = await send(taskId, decision);
+    if (decision.audit) logAudit(log, decision.action, { taskId }, decision.audit);
+    return out;
+  }
+
+  async function send(taskId: string, decision: ReviewDecision): Promise<ReviewOutcome> {
     const d = await describeTask(client, taskId);
     if (!d) throw new NotFoundError(`task ${taskId}`);
     if (d.status.name !== 'RUNNING')
@@ -56,19 +63,22 @@ export function createReviewService(deps: ServiceDeps) {
   }
 
   return {
-    async retry(taskId: string, opts: { patch?: RetryPatch; note?: string }): Promise<ReviewOutcome> {
-      return decide(taskId, { action: 'retry', patch: await checkPatch(taskId, opts.patch), note: opts.note });
+    async retry(taskId: string, opts: { patch?: RetryPatch; note?: string }, by: Actor): Promise<ReviewOutcome> {
+      const patch = await checkPatch(taskId, opts.patch);
+      return decide(taskId, { action: 'retry', patch, note: opts.note, audit: auditOf(by, opts.note) });
     },
-    resolve(taskId: string, opts: { url?: string; note?: string }): Promise<ReviewOutcome> {
-      return decide(taskId, { action: 'resolve', url: opts.url, note: opts.note });
+    resolve(taskId: string, opts: { url?: string; note?: string }, by: Actor): Promise<ReviewOutcome> {
+      return decide(taskId, { action: 'resolve', url: opts.url, note: opts.note, audit: auditOf(by, opts.note) });
     },
-    discard(taskId: string, opts: { note?: string }): Promise<ReviewOutcome> {
-      return decide(taskId, { action: 'discard', note: opts.note });
+    discard(taskId: string, opts: { note?: string }, by: Actor): Promise<ReviewOutcome> {
+      return decide(taskId, { action: 'discard', note: opts.note, audit: auditOf(by, opts.note) });
     },
 
     /** Retries every open review matching the filter (no filter: all of them); reports those that could not be. */
-    async retryAll(filter: ReviewFilter, note?: string): Promise<RetryAllResult> {
+    async retryAll(filter: ReviewFilter, note: string | undefined, by: Actor): Promise<RetryAllResult> {
       const ids = await tsm.listReviewTaskIds(filter);
+      // One audit for the whole request: every task's decision names the same person, time and note.
+      const audit = auditOf(by, note, 'retry-all');
       const limit = pLimit(RETRY_ALL_CONCURRENCY);
       const outcomes = await Promise.all(
         ids.map((taskId) =>
@@ -76,7 +86,7 @@ export function createReviewService(deps: ServiceDeps) {
             try {
               await client.workflow
                 .getHandle(taskId)
-                .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note }] });
+                .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note, audit }] });
               return null;
             } catch (err) {
               // Decided or closed since it was listed: report it, carry on with the rest.
@@ -91,7 +101,9 @@ export function createReviewService(deps: ServiceDeps) {
         ),
       );
       const failed = outcomes.filter((o) => o !== null);
-      return { matched: ids.length, retried: ids.length - failed.length, failed };
+      const result = { matched: ids.length, retried: ids.length - failed.length, failed };
+      logAudit(log, 'retry-all', { matched: result.matched, retried: result.retried }, audit);
+      return result;
     },
   };
 }

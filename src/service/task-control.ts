@@ -4,9 +4,10 @@
  * run) is "not found".
  */
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
-import { accountGateId, gateRunClosedSignal, platformGateId } from '../shared/definitions';
-import type { TaskDoc } from '../shared/types';
+import { accountGateId, cancelRequestedSignal, gateRunClosedSignal, platformGateId } from '../shared/definitions';
+import type { Audit, TaskDoc } from '../shared/types';
 import { WORKFLOW_TYPES } from '../shared/workflow-contracts';
+import { deletedBy } from './audit';
 import { ConflictError, NotFoundError } from './errors';
 import { describeTask } from './temporal';
 import { parentIndex } from '../projection/keys';
@@ -61,7 +62,7 @@ export class TaskControl {
   }
 
   /** Cancels a pending, scheduled, running or in-review task; a running upload is aborted. */
-  async cancel(taskId: string, opts: { waitMs?: number } = {}): Promise<CancelOutcome> {
+  async cancel(taskId: string, opts: { waitMs?: number; audit?: Audit } = {}): Promise<CancelOutcome> {
     const d = await this.describe(taskId);
     if (!d) throw new NotFoundError(`task ${taskId}`);
     if (d.status.name !== 'RUNNING')
@@ -69,7 +70,10 @@ export class TaskControl {
         'task_finished',
         `task ${taskId} has already finished (${d.status.name.toLowerCase()}); nothing to cancel`,
       );
-    await this.client.workflow.getHandle(taskId).cancel();
+    const handle = this.client.workflow.getHandle(taskId);
+    // Who asked goes into the history (and the document) first: a cancel request carries no arguments.
+    if (opts.audit) await handle.signal(cancelRequestedSignal, opts.audit).catch(() => undefined);
+    await handle.cancel();
     // Wait briefly for the driver to abort, so the answer can say "cancelled" rather than "cancelling".
     const outcome = await this.settleWithin(taskId, opts.waitMs ?? 10_000);
     // The task had already reached its outcome and was only finishing its last status write.
@@ -82,7 +86,12 @@ export class TaskControl {
    * Removes the document and its index entries; an open workflow is a conflict unless `force` terminates it. A
    * batch takes its children with it, under the same rule: an open child is a conflict unless `force`.
    */
-  async delete(taskId: string, stored: TaskDoc | null, opts: { force?: boolean } = {}): Promise<DeleteOutcome> {
+  async delete(
+    taskId: string,
+    stored: TaskDoc | null,
+    opts: { force?: boolean; audit?: Audit } = {},
+  ): Promise<DeleteOutcome> {
+    const reason = (what: string) => (opts.audit ? deletedBy(opts.audit, what) : what);
     let d = await this.describe(taskId);
     if (!d && !stored) throw new NotFoundError(`task ${taskId}`);
     if (d?.status.name === 'RUNNING' && stored && isSettled(stored)) {
@@ -106,7 +115,7 @@ export class TaskControl {
     }
     if (open) {
       // The batch first, so that it starts no further child.
-      await this.client.workflow.getHandle(taskId).terminate('deleted with force=true');
+      await this.client.workflow.getHandle(taskId).terminate(reason('deleted with force=true'));
       if (!isBatch) await this.releaseGates(d!, stored);
     }
     let children: DeleteOutcome['children'];
@@ -114,7 +123,7 @@ export class TaskControl {
       let terminated = 0;
       const openChildren = opts.force ? await this.childIds(taskId, true) : [];
       for (const id of openChildren)
-        if (await this.terminateOpen(id, `batch ${taskId} deleted with force=true`)) terminated++;
+        if (await this.terminateOpen(id, reason(`batch ${taskId} deleted with force=true`))) terminated++;
       const ids = new Set([
         ...(await this.store.redis.zrange(parentIndex(taskId), 0, -1)),
         ...(await this.childIds(taskId, false)),

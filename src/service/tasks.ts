@@ -2,6 +2,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { rescheduleUpdate, taskStateQuery } from '../shared/definitions';
 import type { TaskDoc } from '../shared/types';
+import { auditOf, logAudit, type Actor } from './audit';
 import type { ServiceDeps } from './deps';
 import { ConflictError, NotFoundError } from './errors';
 import { TaskControl, type CancelOutcome, type DeleteOutcome } from './task-control';
@@ -11,7 +12,7 @@ import { describeTask } from './temporal';
 export type TaskRead = { raw: string } | { doc: TaskDoc };
 
 export function createTaskService(deps: ServiceDeps) {
-  const { client, tsm, store } = deps;
+  const { client, tsm, store, log } = deps;
   const control = new TaskControl(client, store);
 
   return {
@@ -29,22 +30,37 @@ export function createTaskService(deps: ServiceDeps) {
       }
     },
 
-    cancel(taskId: string): Promise<CancelOutcome> {
-      return control.cancel(taskId);
+    async cancel(taskId: string, by: Actor, note?: string): Promise<CancelOutcome> {
+      const audit = auditOf(by, note);
+      const out = await control.cancel(taskId, { audit });
+      logAudit(log, 'cancel', { taskId }, audit, out.status);
+      return out;
     },
 
-    async remove(taskId: string, opts: { force: boolean }): Promise<DeleteOutcome> {
-      return control.delete(taskId, await tsm.getTaskState(taskId), opts);
+    async remove(taskId: string, opts: { force: boolean; note?: string }, by: Actor): Promise<DeleteOutcome> {
+      const audit = auditOf(by, opts.note);
+      const out = await control.delete(taskId, await tsm.getTaskState(taskId), { force: opts.force, audit });
+      logAudit(log, 'delete', { taskId }, audit, out.terminated ? 'terminated' : 'ok');
+      return out;
     },
 
     /** Moves a scheduled task's publish time; only while it still waits for it. */
-    async reschedule(taskId: string, publishAt: string): Promise<{ taskId: string; scheduled_for: string }> {
+    async reschedule(
+      taskId: string,
+      publishAt: string,
+      by: Actor,
+      note?: string,
+    ): Promise<{ taskId: string; scheduled_for: string }> {
       const d = await describeTask(client, taskId);
       if (!d) throw new NotFoundError(`task ${taskId}`);
       if (d.status.name !== 'RUNNING')
         throw new ConflictError('task_finished', `task ${taskId} has finished; nothing to reschedule`);
       try {
-        const out = await client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [{ publishAt }] });
+        const audit = auditOf(by, note);
+        const out = await client.workflow
+          .getHandle(taskId)
+          .executeUpdate(rescheduleUpdate, { args: [{ publishAt, audit }] });
+        logAudit(log, 'reschedule', { taskId }, audit);
         return { taskId, scheduled_for: out.publishAt };
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError)

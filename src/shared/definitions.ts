@@ -3,12 +3,13 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
-import type { RetryPatch, TaskDoc, TaskStatus } from './types';
+import type { Audit, DecisionRecord, RetryPatch, TaskDoc, TaskStatus } from './types';
 
+/** `audit` says who decided and when (Temporal's history keeps it); `note` is kept as sent before the audit trail. */
 export type ReviewDecision =
-  | { action: 'retry'; patch?: RetryPatch; note?: string }
-  | { action: 'resolve'; url?: string; note?: string }
-  | { action: 'discard'; note?: string };
+  | { action: 'retry'; patch?: RetryPatch; note?: string; audit?: Audit }
+  | { action: 'resolve'; url?: string; note?: string; audit?: Audit }
+  | { action: 'discard'; note?: string; audit?: Audit };
 
 export interface ReviewOutcome {
   taskId: string;
@@ -35,7 +36,15 @@ export interface ChildStatusReport {
 export const childStatusSignal = defineSignal<[ChildStatusReport]>('childStatus');
 
 /** Move a scheduled task's publish time (only while it is still waiting). Returns the new time. */
-export const rescheduleUpdate = defineUpdate<{ publishAt: string }, [{ publishAt: string }]>('reschedule');
+export const rescheduleUpdate = defineUpdate<{ publishAt: string }, [{ publishAt: string; audit?: Audit }]>(
+  'reschedule',
+);
+
+/**
+ * Who asked for a cancel, sent just before it: a cancel request carries no arguments of its own, so this signal puts
+ * the person (and the note) into the history, and into the document's `decisions`.
+ */
+export const cancelRequestedSignal = defineSignal<[Audit]>('cancelRequested');
 
 // ---- Queue gates (issue "Queue semantics"): one entity workflow per account, and one per platform with a limit ----
 
@@ -131,6 +140,8 @@ export interface GateMemo {
   status: AccountStatus;
   since: string | null;
   reason: string | null;
+  /** Who reactivated the account last, and when (absent in memos written before the audit trail). */
+  lastReactivation?: DecisionRecord | null;
 }
 export const GATE_MEMO_KEY = 'pubflowGate';
 
@@ -153,6 +164,6 @@ export interface GateSnapshot {
 export const gateStateQuery = defineQuery<GateSnapshot>('gateState');
 
 /** Release an account that needed a login: its queued tasks get their turns again. Rejected unless it needed one. */
-export const reactivateAccountUpdate = defineUpdate<{ status: AccountStatus; waiting: number }, []>(
+export const reactivateAccountUpdate = defineUpdate<{ status: AccountStatus; waiting: number }, [Audit]>(
   'reactivateAccount',
 );

@@ -70,6 +70,78 @@ export interface ReviewRecord {
   expires_at: string;
 }
 
+/** Who took a human action: the API key's name and role (src/auth/roles.ts), as the API authenticated it. */
+export interface Actor {
+  name: string;
+  role: string;
+}
+
+/** The human actions the audit trail records (docs/security.md, "Audit trail"). */
+export const DECISION_ACTIONS = [
+  'retry',
+  'resolve',
+  'discard',
+  'cancel',
+  'reschedule',
+  'reactivate',
+  'delete',
+] as const;
+export type DecisionAction = (typeof DECISION_ACTIONS)[number];
+
+/**
+ * What the API sends with a human action, inside the update's (or signal's) arguments, so that Temporal's history
+ * holds who and when; the workflow copies it into the document's `decisions`. Optional on the wire: runs started
+ * before the audit trail replay without it.
+ */
+export interface Audit {
+  by: Actor;
+  /** When the API accepted the action (ISO). */
+  at: string;
+  note?: string;
+  /** Set when the action came from a bulk request (`retry-all`). */
+  via?: 'retry-all';
+}
+
+/** One entry of a task document's `decisions`. */
+export interface DecisionRecord {
+  action: DecisionAction;
+  /** The key's name ("unknown" for an action recorded without an audit, e.g. by an older API). */
+  by: string;
+  role: string;
+  at: string;
+  note: string | null;
+  via?: 'retry-all';
+  /** The attempt a review decision applies to. */
+  attempt?: number;
+  /** A reschedule's new publish time. */
+  publishAt?: string;
+}
+
+/** A decision record from an action's audit (the workflow's clock stands in when it has none). */
+export function decisionRecord(
+  action: DecisionAction,
+  audit: Audit | undefined,
+  fallbackAt: string,
+  extra: Pick<DecisionRecord, 'attempt' | 'publishAt'> = {},
+): DecisionRecord {
+  return {
+    action,
+    by: audit?.by.name ?? 'unknown',
+    role: audit?.by.role ?? 'unknown',
+    at: audit?.at ?? fallbackAt,
+    note: audit?.note ?? null,
+    ...(audit?.via ? { via: audit.via } : {}),
+    ...extra,
+  };
+}
+
+/** Decisions kept on a document: the newest, so a task retried for months stays a small document. */
+export const MAX_DECISIONS = 50;
+
+/** `decisions` with `entry` appended (oldest dropped past MAX_DECISIONS). */
+export const withDecision = (decisions: DecisionRecord[] | undefined, entry: DecisionRecord): DecisionRecord[] =>
+  [...(decisions ?? []), entry].slice(-MAX_DECISIONS);
+
 /**
  * The projection document at `celery:task:<id>`.
  * The old Celery system's fields first (the contract), then pubflow's own.
@@ -101,6 +173,8 @@ export interface TaskDoc {
   error_kind: ErrorKind | null;
   /** Batches only. */
   counts?: BatchCounts;
+  /** Every human action on the task, oldest first (absent on documents written before the audit trail). */
+  decisions?: DecisionRecord[];
 }
 
 export interface BatchCounts {

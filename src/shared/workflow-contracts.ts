@@ -5,7 +5,7 @@
  * each exported workflow still matches its contract.
  */
 import type { PublishPolicy } from './policy';
-import type { BatchCounts, PublishRequest, PublishResult, TaskDoc, TaskStatus } from './types';
+import type { BatchCounts, DecisionRecord, PublishRequest, PublishResult, TaskDoc, TaskStatus } from './types';
 
 /** Workflow type names: the names the worker registers (the exported function names in src/workflows/index.ts). */
 export const WORKFLOW_TYPES = {
@@ -65,6 +65,8 @@ export interface BatchState {
   /** Start failures other than "already started" (rare; the batch records them rather than failing). */
   lastError: string | null;
   runs: number;
+  /** The batch's audit trail (its document's `decisions`). */
+  decisions?: DecisionRecord[];
 }
 
 export interface PublishBatchInput {

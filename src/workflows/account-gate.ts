@@ -55,6 +55,7 @@ import {
   type GateSnapshot,
 } from '../shared/definitions';
 import type { PublishPolicy } from '../shared/policy';
+import { decisionRecord, type Audit, type DecisionRecord } from '../shared/types';
 
 // Reaching the gate must not fail the task: retried until it works (the request is deduplicated by its ticket).
 const enqueueOptions = {
@@ -107,6 +108,8 @@ export interface GateState {
   seq: number;
   grantsTotal: number;
   runs: number;
+  /** Who reactivated the account last (the audit trail; absent in runs started before it). */
+  lastReactivation?: DecisionRecord | null;
 }
 
 export interface GateInput {
@@ -176,9 +179,10 @@ async function runGate(input: GateInput): Promise<void> {
     status: s.status,
     since: s.needsLogin?.since ?? null,
     reason: s.needsLogin?.reason ?? null,
+    lastReactivation: s.lastReactivation ?? null,
   });
   // A new run shows the login state it inherited (continue-as-new starts with a fresh memo).
-  if (input.state && s.status !== 'active') upsertMemo({ [GATE_MEMO_KEY]: memo() });
+  if (input.state && (s.status !== 'active' || s.lastReactivation)) upsertMemo({ [GATE_MEMO_KEY]: memo() });
 
   const remember = (ticket: string) => {
     done.add(ticket);
@@ -230,7 +234,9 @@ async function runGate(input: GateInput): Promise<void> {
   });
   setHandler(
     reactivateAccountUpdate,
-    () => {
+    // Runs started before the audit trail sent no arguments.
+    (audit: Audit | undefined) => {
+      s.lastReactivation = decisionRecord('reactivate', audit, new Date().toISOString());
       s.status = 'active';
       s.needsLogin = null;
       upsertMemo({ [GATE_MEMO_KEY]: memo() });
@@ -238,7 +244,7 @@ async function runGate(input: GateInput): Promise<void> {
       return { status: s.status, waiting: s.queue.length };
     },
     {
-      validator: () => {
+      validator: (_audit: Audit | undefined) => {
         if (kind !== 'account') throw new Error(`${gateId} is not an account gate`);
         if (s.status !== 'needs_login') throw new Error(`account ${key} does not need a login (status ${s.status})`);
       },

@@ -24,12 +24,24 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { childStatusSignal, taskStateQuery, type ChildStatusReport } from '../shared/definitions';
+import {
+  cancelRequestedSignal,
+  childStatusSignal,
+  taskStateQuery,
+  type ChildStatusReport,
+} from '../shared/definitions';
 import { DEFAULT_POLICY, type PublishPolicy } from '../shared/policy';
 import { DEFAULT_PRIORITY, priorityKey } from '../shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { DOC_MEMO_KEY, initialBatchDoc, initialTaskDoc } from '../shared/task-doc';
-import type { BatchCounts, PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
+import {
+  decisionRecord,
+  withDecision,
+  type BatchCounts,
+  type PublishRequest,
+  type TaskDoc,
+  type TaskStatus,
+} from '../shared/types';
 import {
   WORKFLOW_TYPES,
   type BatchState,
@@ -157,6 +169,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
     }),
     version: prior?.docVersion ?? 1,
     started_at: startedAt,
+    ...(prior?.decisions?.length ? { decisions: prior.decisions } : {}),
   };
   /** The document as of now; the version is the last one assigned (bumped only when a write is made). */
   const currentDoc = (): TaskDoc => {
@@ -236,6 +249,11 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
   };
 
   setHandler(taskStateQuery, () => currentDoc());
+  // Who cancelled the batch (a cancel request carries no arguments; the API sends this just before it).
+  setHandler(cancelRequestedSignal, (audit) => {
+    doc.decisions = withDecision(doc.decisions, decisionRecord('cancel', audit, new Date().toISOString()));
+    changed();
+  });
   setHandler(childStatusSignal, (r) => {
     eventsThisRun++;
     const i = r.index;
@@ -360,6 +378,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
           completedAt,
           lastError,
           runs: (prior?.runs ?? 1) + 1,
+          ...(doc.decisions?.length ? { decisions: doc.decisions } : {}),
         };
         await continueAsNew<typeof publishBatch>({ ...input, items: input.items.slice(next - offset), state });
       }

@@ -23,6 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
+  cancelRequestedSignal,
   rescheduleUpdate,
   reviewDecisionUpdate,
   taskStateQuery,
@@ -32,7 +33,17 @@ import {
 import { DEFAULT_POLICY } from '../shared/policy';
 import { priorityKey } from '../shared/priority';
 import { uploadQueueFor } from '../shared/task-queues';
-import type { ErrorKind, PublishRequest, PublishResult, RetryPatch, TaskDoc } from '../shared/types';
+import {
+  decisionRecord,
+  withDecision,
+  type Audit,
+  type DecisionRecord,
+  type ErrorKind,
+  type PublishRequest,
+  type PublishResult,
+  type RetryPatch,
+  type TaskDoc,
+} from '../shared/types';
 import { initialTaskDoc } from '../shared/task-doc';
 import type { PublishSingleInput, PublishSingleOutput } from '../shared/workflow-contracts';
 import { GateTurns } from './account-gate';
@@ -117,12 +128,24 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     index: input.index ?? 0,
   });
   const change = (patch: Partial<TaskDoc>) => projector.change({ ...patch, updated_at: now() });
+  /** The audit trail: `decisions` with one more human action (see Audit in shared/types.ts). */
+  const recorded = (
+    action: DecisionRecord['action'],
+    audit: Audit | undefined,
+    extra?: Pick<DecisionRecord, 'attempt' | 'publishAt'>,
+    note?: string,
+  ): DecisionRecord[] => {
+    const entry = decisionRecord(action, audit, now(), extra);
+    return withDecision(doc.decisions, entry.note === null && note ? { ...entry, note } : entry);
+  };
 
   let decision: ReviewDecision | undefined;
   const reviewOpen = () => doc.review?.open === true && decision === undefined;
   // Read through a function: the update handler sets `decision` between awaits, which flow analysis cannot see.
   const takeDecision = (): ReviewDecision | undefined => decision;
   setHandler(taskStateQuery, () => doc);
+  // A cancel request has no arguments: the API says who asked just before sending it.
+  setHandler(cancelRequestedSignal, (audit) => change({ decisions: recorded('cancel', audit) }));
   setHandler(
     reviewDecisionUpdate,
     (d): ReviewOutcome => {
@@ -143,10 +166,14 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
   let waiting = publishAt !== undefined && publishAt > Date.now();
   setHandler(
     rescheduleUpdate,
-    ({ publishAt: next }) => {
+    ({ publishAt: next, audit }) => {
       publishAt = Date.parse(next);
       request = { ...request, publishAt: next };
-      change({ scheduled_for: next, data: { ...request } });
+      change({
+        scheduled_for: next,
+        data: { ...request },
+        decisions: recorded('reschedule', audit, { publishAt: next }),
+      });
       return { publishAt: next };
     },
     {
@@ -262,8 +289,10 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         open: false,
         decision: decided ? d.action : ('expired' as const),
         decided_at: now(),
-        note: d.note,
+        note: d.note ?? d.audit?.note,
       };
+      // An expired review is nobody's decision; a person's goes into the audit trail.
+      const decisions = decided ? recorded(d.action, d.audit, { attempt: closed.attempt }, d.note) : doc.decisions;
       if (d.action === 'retry') {
         request = applyPatch(request, d.patch);
         autoRetries = 0;
@@ -273,6 +302,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
           status: 'pending',
           progress: null,
           review: closed,
+          decisions,
           retry_count: doc.retry_count + 1,
           data: { ...request },
           platform: request.platform,
@@ -285,12 +315,13 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
         change({
           status: 'success',
           review: closed,
+          decisions,
           result: { url: d.url, postId: undefined },
           error_message: null,
           completed_at: now(),
         });
       } else {
-        change({ status: 'failed', review: closed });
+        change({ status: 'failed', review: closed, decisions });
       }
       break;
     }

@@ -32,7 +32,7 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-const api = () => request(stack.app);
+const api = () => stack.api();
 
 interface ErrorBody {
   error: { code: string; message: string; details: Array<{ field: string; message: string }> | null };
@@ -183,7 +183,7 @@ describe('400: the message and details name the offending field', () => {
     expect(JSON.stringify(err.details)).toMatch(/items\[1\]\.publishAt/);
     // Within the horizon it waits; a reschedule beyond it is refused, and the task still waits.
     const soon = new Date(Date.now() + 86_400_000).toISOString();
-    const id = await publish(stack.app, publishBody({ publishAt: soon }));
+    const id = await publish(stack, publishBody({ publishAt: soon }));
     await docWhere(stack.redis, id, (d) => d.scheduled_for !== null);
     expectBadRequest(
       await api().post(`/api/v1/tasks/${id}/reschedule`).send({ publishAt: far }),
@@ -224,7 +224,7 @@ describe('400: the message and details name the offending field', () => {
   });
 
   test('a retry patch with a video outside the media root, or an account on another platform', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'reject-first' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'reject-first' } }));
     await docWhere(stack.redis, id, (d) => d.review?.open === true);
     expectBadRequest(
       await api()
@@ -326,7 +326,7 @@ describe('404: unknown ids', () => {
 
   test("internal workflows (an account's gate) are unknown at /tasks/:id and /reviews/:id, and stay untouched", async () => {
     // A gate runs while it holds a turn: an upload that hangs keeps scr-2's gate open.
-    const taskId = await publish(stack.app, publishBody({ accountId: 'scr-2', options: { behave: 'hang' } }));
+    const taskId = await publish(stack, publishBody({ accountId: 'scr-2', options: { behave: 'hang' } }));
     await docWhere(stack.redis, taskId, (d) => d.status === 'running');
     const gateId = accountGateId('scr-2', stack.config.temporal.taskQueue);
     expect((await stack.client.workflow.getHandle(gateId).describe()).status.name).toBe('RUNNING');
@@ -351,7 +351,7 @@ describe('404: unknown ids', () => {
 
 describe('409: the task state does not allow it', () => {
   test('cancelling a finished task', async () => {
-    const id = await publish(stack.app, publishBody());
+    const id = await publish(stack, publishBody());
     await succeeded(id);
     const err = expectError(await api().post(`/api/v1/tasks/${id}/cancel`), 409);
     expect(err.message).toMatch(/already finished/);
@@ -359,7 +359,7 @@ describe('409: the task state does not allow it', () => {
   });
 
   test('a review decision on a finished task', async () => {
-    const id = await publish(stack.app, publishBody());
+    const id = await publish(stack, publishBody());
     await succeeded(id);
     for (const action of ['retry', 'resolve', 'discard']) {
       const err = expectError(await api().post(`/api/v1/reviews/${id}/${action}`).send({}), 409);
@@ -369,7 +369,7 @@ describe('409: the task state does not allow it', () => {
   });
 
   test('a review decision on a running task (no review open yet)', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'hang' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'hang' } }));
     await driverRunning(id);
     for (const action of ['retry', 'resolve', 'discard']) {
       const err = expectError(await api().post(`/api/v1/reviews/${id}/${action}`).send({}), 409, 'no_open_review');
@@ -380,7 +380,7 @@ describe('409: the task state does not allow it', () => {
   });
 
   test('DELETE of a running task is a 409; with ?force=true it terminates it and removes the document and its index entries', async () => {
-    const id = await publish(stack.app, publishBody({ accountId: 'scr-2', options: { behave: 'hang' } }));
+    const id = await publish(stack, publishBody({ accountId: 'scr-2', options: { behave: 'hang' } }));
     await driverRunning(id);
     await docWhere(stack.redis, id, (d) => d.status === 'running');
 
@@ -410,7 +410,7 @@ describe('409: the task state does not allow it', () => {
   });
 
   test('DELETE of a finished task needs no force and removes it', async () => {
-    const id = await publish(stack.app, publishBody());
+    const id = await publish(stack, publishBody());
     await succeeded(id);
     const res = await api().delete(`/api/v1/tasks/${id}`);
     expect(res.status).toBe(200);
@@ -426,7 +426,7 @@ describe('409: the task state does not allow it', () => {
 
 describe('reviews over HTTP', () => {
   test('a rejected publish is listed in /reviews (filters work), and a retry with a corrected title succeeds', async () => {
-    const id = await publish(stack.app, publishBody({ accountId: 'scr-2', options: { behave: 'reject-first' } }));
+    const id = await publish(stack, publishBody({ accountId: 'scr-2', options: { behave: 'reject-first' } }));
     const failed = await docWhere(stack.redis, id, (d) => d.review?.open === true);
     expect(failed.status).toBe('failed');
     expect(failed.review).toMatchObject({ kind: 'ContentRejected', attempt: 1, message: 'title is not allowed' });
@@ -466,7 +466,7 @@ describe('reviews over HTTP', () => {
   });
 
   test('resolve: the person published it by hand; the task is success with their url', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'unconfirmed' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'unconfirmed' } }));
     const failed = await docWhere(stack.redis, id, (d) => d.review?.open === true);
     expect(failed.review?.kind).toBe('Unconfirmed');
     const listed = await api().get('/api/v1/reviews').query({ kind: 'Unconfirmed' });
@@ -490,7 +490,7 @@ describe('reviews over HTTP', () => {
   });
 
   test('discard: the task stays failed and the review closes', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'reject-first' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'reject-first' } }));
     await docWhere(stack.redis, id, (d) => d.review?.open === true);
     const res = await api().post(`/api/v1/reviews/${id}/discard`).send({ note: 'spam' });
     expect(res.status).toBe(200);
@@ -508,7 +508,7 @@ describe('reviews over HTTP', () => {
 
 describe('cancel', () => {
   test('cancelling a running publish aborts the driver and ends cancelled', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'hang' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'hang' } }));
     await driverRunning(id);
     const res = await api().post(`/api/v1/tasks/${id}/cancel`);
     expect([200, 202]).toContain(res.status);
@@ -528,7 +528,7 @@ describe('cancel', () => {
   });
 
   test('cancelling a task in review closes the review and ends cancelled', async () => {
-    const id = await publish(stack.app, publishBody({ options: { behave: 'reject-first' } }));
+    const id = await publish(stack, publishBody({ options: { behave: 'reject-first' } }));
     await docWhere(stack.redis, id, (d) => d.review?.open === true);
     const res = await api().post(`/api/v1/tasks/${id}/cancel`);
     expect(res.status).toBe(200);
@@ -697,7 +697,7 @@ describe('deleting a batch', () => {
       expect(await exists(id)).toBe(0);
     }
     // The terminated children's account turns were given back: a new publish on the same account runs now.
-    const next = await publish(stack.app, publishBody({ accountId: 'scr-1' }));
+    const next = await publish(stack, publishBody({ accountId: 'scr-1' }));
     await succeeded(next);
   });
 });
@@ -705,7 +705,7 @@ describe('deleting a batch', () => {
 describe('a task carries its first document in its memo from the start', () => {
   test('a single and a batch child, still waiting for their publish time, can be rebuilt from visibility alone', async () => {
     const later = new Date(Date.now() + 86_400_000).toISOString();
-    const single = await publish(stack.app, publishBody({ publishAt: later }));
+    const single = await publish(stack, publishBody({ publishAt: later }));
     const { title: _t, ...defaults } = publishBody();
     const res = await api()
       .post('/api/v1/publish/batch')
@@ -737,7 +737,7 @@ describe('priority reaches Temporal', () => {
   };
 
   test("a single's workflow and upload carry priority + 1; a batch runs at key 1, its children and their uploads at their item's", async () => {
-    const single = await publish(stack.app, publishBody({ priority: 2 }));
+    const single = await publish(stack, publishBody({ priority: 2 }));
     await succeeded(single);
     expect(await keysOf(single)).toEqual({ workflow: 3, uploads: [3] });
 

@@ -145,10 +145,18 @@ describe('API keys middleware', () => {
     expect((await request(app).get('/api/v1/tasks').set('Authorization', 'Bearer pf_a')).status).toBe(401);
   });
 
-  it('without a keys file every request acts as the anonymous admin (loopback only)', async () => {
-    const res = await request(tinyApp(null)).get('/api/v1/tasks');
-    expect(res.status).toBe(200);
-    expect(res.body.principal).toEqual({ name: 'anonymous', role: 'admin' });
+  it.each([
+    ['no keys file', null],
+    ['a keys file with no keys', new KeyRegistry([])],
+  ])('closed by default: with %s every request is 401, whatever it sends', async (_what, keys) => {
+    for (const header of [undefined, `Bearer ${TOKENS.admin}`]) {
+      const req = request(tinyApp(keys)).get('/api/v1/tasks');
+      const res = await (header ? req.set('Authorization', header) : req);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer\b/);
+      expect(res.body.error.message).toMatch(/no API keys .*PUBFLOW_API_KEYS_FILE/);
+    }
+    expect((await request(tinyApp(keys)).get('/healthz')).status).toBe(200);
   });
 });
 

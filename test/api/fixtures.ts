@@ -10,7 +10,6 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type express from 'express';
 import Redis from 'ioredis';
-import request from 'supertest';
 import { createApp } from '../../src/api/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/log';
@@ -19,8 +18,10 @@ import { loadAccounts } from '../../src/platforms/accounts';
 import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
+import type { Role } from '../../src/auth/roles';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
+import { authed, createTestKeys, type AuthedRequest, type TestKeys } from '../helpers/api-keys';
 import { workflowBundle } from '../helpers/harness';
 import { validateResponses } from '../helpers/openapi-validator';
 import { waitUntil } from '../helpers/polling';
@@ -46,6 +47,10 @@ function scriptedBehaviour(ctx: PublishContext): Promise<DriverResult> {
 
 export interface ApiStack {
   app: express.Express;
+  /** One real key per role, in the keys file the app reads (PUBFLOW_API_KEYS_FILE). */
+  keys: TestKeys;
+  /** supertest on the app, each request with the least role its route needs (or the role given). */
+  api(as?: Role): AuthedRequest;
   /** A plain client on the test's redis-server, for what `redis-cli` would show. */
   redis: Redis;
   client: Client;
@@ -131,6 +136,7 @@ async function wire(
     ]),
   );
 
+  const keys = createTestKeys(dir);
   const taskQueue = `tq-${randomUUID()}`;
   // The production config parser, with short timeouts and no automatic retries (each test decides every attempt).
   const config = loadConfig({
@@ -143,6 +149,10 @@ async function wire(
     PUBFLOW_HEARTBEAT_TIMEOUT: '5s',
     PUBFLOW_UPLOAD_TIMEOUT: '2m',
     PUBFLOW_AUTO_RETRY_MAX: '0',
+    PUBFLOW_API_KEYS_FILE: keys.file,
+    // Tests poll as fast as 20 requests a second; the limiter itself is tested in auth-routes.test.ts.
+    PUBFLOW_API_RATE_LIMIT: '500/s',
+    PUBFLOW_API_RATE_BURST: '1000',
   });
 
   const scripted = new ScriptedDriver();
@@ -205,7 +215,8 @@ async function wire(
     }),
   );
 
-  return { app, redis, client, config, scripted, mediaRoot, outsideFile, close };
+  const api = (as?: Role) => authed(app, keys, as);
+  return { app, keys, api, redis, client, config, scripted, mediaRoot, outsideFile, close };
 }
 
 /** A valid publish body; override any field. */
@@ -219,9 +230,9 @@ export function publishBody(over: Record<string, unknown> = {}): Record<string, 
   };
 }
 
-/** POST /api/v1/publish, expecting 202; returns the task id. */
-export async function publish(app: express.Express, body: Record<string, unknown>): Promise<string> {
-  const res = await request(app).post('/api/v1/publish').send(body);
+/** POST /api/v1/publish with a publisher key, expecting 202; returns the task id. */
+export async function publish(stack: Pick<ApiStack, 'api'>, body: Record<string, unknown>): Promise<string> {
+  const res = await stack.api('publisher').post('/api/v1/publish').send(body);
   if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${res.text}`);
   return (res.body as { taskId: string }).taskId;
 }

@@ -144,7 +144,7 @@ describe('against the running app', () => {
     await receiver?.close();
   });
 
-  const api = () => request(stack.app);
+  const api = () => stack.api();
 
   function expectBadRequest(res: request.Response, field: string, pattern?: RegExp) {
     expect([res.status, res.body?.error?.code]).toEqual([400, 'invalid_request']);
@@ -260,10 +260,7 @@ describe('against the running app', () => {
     });
 
     test('a surrogate pair (an emoji) is fine', async () => {
-      const id = await publish(
-        stack.app,
-        publishBody({ title: 'launch \ud83d\ude80', options: { e: '\ud83d\ude80' } }),
-      );
+      const id = await publish(stack, publishBody({ title: 'launch \ud83d\ude80', options: { e: '\ud83d\ude80' } }));
       const done = await docWhere(stack.redis, id, (d) => d.status === 'success');
       expect(done.data).toMatchObject({ title: 'launch 🚀', options: { e: '🚀' } });
     });
@@ -277,10 +274,10 @@ describe('against the running app', () => {
     };
 
     test('8 levels and 16 KiB are accepted', async () => {
-      const id = await publish(stack.app, publishBody({ options: nest(8) }));
+      const id = await publish(stack, publishBody({ options: nest(8) }));
       expect((await redisDoc(stack.redis, id))?.data.options).toEqual(nest(8));
       const filler = 'x'.repeat(16 * 1024 - '{"f":""}'.length);
-      await publish(stack.app, publishBody({ options: { f: filler } }));
+      await publish(stack, publishBody({ options: { f: filler } }));
     });
 
     test('9 levels, and a very deep body, are a 400 naming options', async () => {
@@ -314,7 +311,7 @@ describe('against the running app', () => {
     test.each(['javascript:alert(1)', 'data:text/html,<b>x</b>', 'file:///etc/passwd', 'ftp://example.test/p'])(
       '%s is a 400 naming body.url, and the review stays open',
       async (url) => {
-        const id = await publish(stack.app, publishBody({ options: { behave: 'unconfirmed' } }));
+        const id = await publish(stack, publishBody({ options: { behave: 'unconfirmed' } }));
         await docWhere(stack.redis, id, (d) => d.review?.open === true);
         expectBadRequest(await api().post(`/api/v1/reviews/${id}/resolve`).send({ url }), 'body.url', /http or https/);
         expect((await redisDoc(stack.redis, id))?.review?.open).toBe(true);

@@ -3,7 +3,6 @@
  * worker and the real webhook driver posting to an HTTP endpoint on 127.0.0.1 whose answers the test controls.
  * What an operator would see with curl and redis-cli, the test reads through supertest and a Redis client.
  */
-import request from 'supertest';
 import type { TaskDoc, TaskStatus } from '../../src/shared/types';
 import { waitUntil } from '../helpers/polling';
 import { docWhere, publish, startApiStack, WEBHOOK_SECRET, type ApiStack } from './fixtures';
@@ -49,7 +48,7 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-const api = () => request(stack.app);
+const api = () => stack.api();
 const hookBody = (title: string) => ({
   platform: 'webhook',
   accountId: 'hook',
@@ -63,7 +62,7 @@ const statusesOf = (id: string): TaskStatus[] =>
   (writes.get(id) ?? []).map((d) => d.status).filter((s, i, all) => i === 0 || all[i - 1] !== s);
 
 test('1-2. a publish goes pending -> running -> success in Redis, and is counted in ZCARD and /tasks/stats', async () => {
-  const id = await publish(stack.app, hookBody('hello world'));
+  const id = await publish(stack, hookBody('hello world'));
 
   const done = await docWhere(stack.redis, id, (d) => d.status === 'success');
   expect(done.result).toEqual({ postId: `cms-${id}-1`, url: `https://cms.test/p/${id}` });
@@ -98,7 +97,7 @@ test('1-2. a publish goes pending -> running -> success in Redis, and is counted
 });
 
 test('3-4. an endpoint 500 lands in review; a retry with a corrected title succeeds, with one request per attempt', async () => {
-  const id = await publish(stack.app, hookBody('broken title'));
+  const id = await publish(stack, hookBody('broken title'));
 
   const failed = await docWhere(stack.redis, id, (d) => d.review?.open === true);
   expect(failed.status).toBe('failed');
@@ -133,7 +132,7 @@ test('3-4. an endpoint 500 lands in review; a retry with a corrected title succe
 });
 
 test('5. cancelling a publish whose endpoint is slow aborts the request and ends cancelled', async () => {
-  const id = await publish(stack.app, hookBody('slow upload'));
+  const id = await publish(stack, hookBody('slow upload'));
   // The whole upload has arrived; the endpoint is sitting on its answer.
   const [req] = await waitUntil(`the whole upload of ${id} at the receiver`, async () => {
     const r = receiver.requestsFor(id);

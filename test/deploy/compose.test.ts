@@ -158,6 +158,19 @@ test('the worker and the API get the accounts file and the media root mounted wh
   }
 });
 
+test('the API, listening on all interfaces, gets a keys file mounted where PUBFLOW_API_KEYS_FILE points', () => {
+  const s = service(compose(), 'api');
+  const env = s.environment ?? {};
+  expect(env.PUBFLOW_API_HOST).toBe('0.0.0.0'); // so without keys it would refuse to start (assertSafeListen)
+  const keys = mountAt(s, compose(), env.PUBFLOW_API_KEYS_FILE ?? '(unset)');
+  expect(keys).toEqual(expect.objectContaining({ type: 'bind', read_only: true }));
+  // The file `make keys` (keys.js ensure-admin --dir data) creates.
+  expect(keys!.source).toBe('${PUBFLOW_API_KEYS_FILE:-./data/api-keys.json}');
+  expect(readFileSync(path.join(ROOT, 'Makefile'), 'utf8')).toMatch(
+    /^keys:.*\n\tnode lib\/tools\/keys\.js ensure-admin --dir data$/m,
+  );
+});
+
 test('the worker’s published dir is a volume the node user can write', () => {
   const f = compose();
   const worker = service(f, 'worker');

@@ -9,8 +9,9 @@ import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import Redis from 'ioredis';
-import request from 'supertest';
 import { createApp } from '../../src/api/app';
+import { KeyRegistry } from '../../src/auth/key-registry';
+import { authed, createTestKeys } from '../helpers/api-keys';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { authExpired, type DriverResult, type PlatformDriver, type PublishContext } from '../../src/platforms/types';
@@ -269,7 +270,9 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
     tracker,
     { hold: takes(1500), expired: async () => Promise.reject(authExpired('401 from the platform')) },
     async (tq) => {
+      const keys = createTestKeys();
       const app = createApp({
+        keys: KeyRegistry.fromFile(keys.file),
         client,
         redis: h.redis,
         store: h.store,
@@ -284,6 +287,7 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
         },
         log,
       });
+      const api = authed(app, keys);
 
       const warmup = await start(tq, { title: 'hold' });
       await waitUntil('the first upload to start', async () => tracker.calls.length === 1);
@@ -295,7 +299,7 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
       const review = await docWhere(failing.workflowId, (d) => d.review?.open === true);
       expect(review.review?.kind).toBe('AuthExpired');
       await docWhere(queued.workflowId, (d) => d.progress?.stage === 'account_needs_login');
-      const list = await request(app).get('/api/v1/accounts');
+      const list = await api.get('/api/v1/accounts');
       expect(list.status).toBe(200);
       const byId = new Map((list.body.items as Array<{ id: string }>).map((a) => [a.id, a]));
       expect(byId.get('a1')).toMatchObject({ status: 'needs_login', needsLogin: { reason: '401 from the platform' } });
@@ -304,16 +308,21 @@ test('AuthExpired holds the account until POST /accounts/:id/reactivate; GET /ac
       await new Promise((r) => setTimeout(r, 1000));
       expect(tracker.calls).toHaveLength(2); // held, not failed one by one
 
-      expect((await request(app).post('/api/v1/accounts/nope/reactivate')).status).toBe(404);
-      expect((await request(app).post('/api/v1/accounts/a2/reactivate')).status).toBe(409);
-      const ok = await request(app).post('/api/v1/accounts/a1/reactivate');
+      expect((await api.post('/api/v1/accounts/nope/reactivate')).status).toBe(404);
+      expect((await api.post('/api/v1/accounts/a2/reactivate')).status).toBe(409);
+      const ok = await api.post('/api/v1/accounts/a1/reactivate').send({ note: 'logged in again' });
       expect(ok.status).toBe(200);
       expect(ok.body).toEqual({ accountId: 'a1', status: 'active', waiting: 1 });
       expect((await queued.result()).status).toBe('success');
-      const again = await request(app).post('/api/v1/accounts/a1/reactivate');
+      const again = await api.post('/api/v1/accounts/a1/reactivate');
       expect(again.status).toBe(409);
       expect(again.body.error.code).toBe('not_needing_login');
-      expect((await request(app).get('/api/v1/accounts')).body.items[0]).toMatchObject({ id: 'a1', status: 'active' });
+      // The audit trail: who reactivated it, with the note, as the operator's key says.
+      expect((await api.get('/api/v1/accounts')).body.items[0]).toMatchObject({
+        id: 'a1',
+        status: 'active',
+        lastReactivation: { action: 'reactivate', by: 'test-operator', role: 'operator', note: 'logged in again' },
+      });
 
       await failing.cancel();
       await warmup.result();

@@ -9,7 +9,6 @@
  * upper bound on how long the test may wait. PUBFLOW_BATCH_TEST_N changes the size (e.g. 500 while developing).
  */
 import { temporal } from '@temporalio/proto';
-import request from 'supertest';
 import { createLogger } from '../../src/log';
 import { reconcile } from '../../src/service/reconciler';
 import { ProjectionStore } from '../../src/projection/store';
@@ -43,7 +42,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const api = () => request(stack.app);
+const api = () => stack.api();
 
 test(
   `a ${N}-item batch ends with counts.success = ${N}, no Temporal limit error, one upload per item, and a reconciler rebuild`,

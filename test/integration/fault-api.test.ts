@@ -68,7 +68,11 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
       try {
         const res = await fetch(`${base}/api/v1/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'Idempotency-Key': sub.key },
+          headers: {
+            'content-type': 'application/json',
+            'Idempotency-Key': sub.key,
+            ...stack.keys.header('publisher'),
+          },
           body: publishBody(i),
           signal: AbortSignal.timeout(10_000),
         });
@@ -115,7 +119,7 @@ test('API killed mid-traffic and restarted: clients that retry with the same Ide
     subs.map(async (s, i) => {
       const res = await fetch(`${base}/api/v1/publish`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'Idempotency-Key': s.key },
+        headers: { 'content-type': 'application/json', 'Idempotency-Key': s.key, ...stack.keys.header('publisher') },
         body: publishBody(i),
       });
       return { status: res.status, taskId: ((await res.json()) as { taskId: string }).taskId };

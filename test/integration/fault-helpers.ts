@@ -5,6 +5,7 @@
  *
  * Every process is started here on 127.0.0.1 with free ports and temporary directories, and stopped by its PID.
  */
+import { createTestKeys, type TestKeys } from '../helpers/api-keys';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -195,6 +196,8 @@ export interface FaultStack {
   /** Media files, relative to the media root. */
   media: string[];
   apiPort: number;
+  /** The API's keys file, one real key per role. */
+  keys: TestKeys;
   /** The file's own task queue: PUBFLOW_TASK_QUEUE of every process it starts. */
   taskQueue: string;
   processes: PubflowProcess[];
@@ -294,6 +297,8 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
   const taskQueue = `fault-${opts.name}-${process.pid}-${Date.now().toString(36)}`;
   const processes: PubflowProcess[] = [];
 
+  // Real keys, one per role, as `keys create` makes them: the API lets nobody in without one.
+  const keys = createTestKeys(dir);
   const env = (over: Record<string, string> = {}): NodeJS.ProcessEnv => ({
     TEMPORAL_ADDRESS: dev.address,
     TEMPORAL_NAMESPACE: 'default',
@@ -304,6 +309,10 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
     PUBFLOW_PUBLISHED_DIR: path.join(dir, 'published'),
     PUBFLOW_API_HOST: '127.0.0.1',
     PUBFLOW_API_PORT: String(apiPort),
+    PUBFLOW_API_KEYS_FILE: keys.file,
+    // The clients here send bursts of dozens of publishes at once; the limiter is tested in test/api/auth-routes.test.ts.
+    PUBFLOW_API_RATE_LIMIT: '500/s',
+    PUBFLOW_API_RATE_BURST: '1000',
     ...FAULT_ENV,
     ...over,
   });
@@ -328,6 +337,7 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
     mediaRoot,
     media,
     apiPort,
+    keys,
     taskQueue,
     processes,
     env,

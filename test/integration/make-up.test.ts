@@ -5,7 +5,7 @@
  * fault-worker.test.ts checks the same kill at the process level; this file checks it under the supervisor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TaskDoc } from '../../src/shared/types';
 import { freePort, tempDir } from '../helpers/servers';
@@ -22,6 +22,8 @@ let up: ChildProcess;
 let upExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 let out = '';
 let api: string;
+/** `Authorization: Bearer <the admin token make up wrote>`. */
+let auth: { Authorization: string };
 /** Every pid up.sh said it started, to prove none is left at the end (and to clean up if a test fails). */
 const everyPid = new Set<number>();
 
@@ -52,7 +54,7 @@ const until = <T>(what: string, check: () => Promise<T | undefined | false> | T 
 async function publish(accountId: string, title: string): Promise<string> {
   const res = await fetch(`${api}/api/v1/publish`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify({ platform: 'webhook', accountId, video: { path: 'clip.mp4' }, title }),
   });
   const body = (await res.json()) as { taskId: string };
@@ -61,7 +63,9 @@ async function publish(accountId: string, title: string): Promise<string> {
 }
 
 async function task(id: string): Promise<TaskDoc | undefined> {
-  const res = await fetch(`${api}/api/v1/tasks/${encodeURIComponent(id)}`);
+  const res = await fetch(`${api}/api/v1/tasks/${encodeURIComponent(id)}`, { headers: auth });
+  if (res.status !== 200 && res.status !== 404)
+    throw new Error(`GET /tasks/${id} answered ${res.status}: ${await res.text()}`);
   return res.status === 200 ? ((await res.json()) as TaskDoc) : undefined;
 }
 
@@ -112,6 +116,9 @@ async function upEnv(dataDir: string, over: Record<string, string>): Promise<Nod
     REDIS_PORT: String(redisPort),
     PUBFLOW_API_PORT: String(apiPort),
     PUBFLOW_API_HOST: '127.0.0.1',
+    // The test polls every task every 100 ms, past the default 20/s of one key (the limiter: auth-routes.test.ts).
+    PUBFLOW_API_RATE_LIMIT: '500/s',
+    PUBFLOW_API_RATE_BURST: '1000',
     PUBFLOW_DATA_DIR: dataDir,
     ...over,
   };
@@ -150,7 +157,23 @@ beforeAll(async () => {
     120_000,
   );
   pids();
+  const tokenFile = path.join(dir, 'data', 'admin.token');
+  auth = { Authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` };
 }, 150_000);
+
+test('make up is closed by default: it made an admin key, says where its token is, and the API wants it', async () => {
+  const tokenFile = path.join(dir, 'data', 'admin.token');
+  expect(out).toContain(`admin token in ${tokenFile}`);
+  expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+  // The keys file holds the token's SHA-256 only.
+  const keysFile = readFileSync(path.join(dir, 'data', 'api-keys.json'), 'utf8');
+  expect(keysFile).not.toContain(auth.Authorization.slice('Bearer '.length));
+  const without = await fetch(`${api}/api/v1/tasks/stats`);
+  expect([without.status, without.headers.get('www-authenticate')]).toEqual([401, expect.stringMatching(/^Bearer/)]);
+  const withToken = await fetch(`${api}/api/v1/tasks/stats`, { headers: auth });
+  expect(withToken.status).toBe(200);
+  expect((await fetch(`${api}/healthz`)).status).toBe(200);
+});
 
 afterAll(async () => {
   // Normally the last test has stopped the stack already; this only cleans up after a failure.
@@ -230,7 +253,9 @@ test('kill -9 of the worker under make up: it is back within seconds, the stack 
     }
     expect({ id, requests: endpoint.requestsFor(id).length }).toEqual({ id, requests: 1 });
   }
-  const reviews = (await (await fetch(`${api}/api/v1/reviews?kind=Unconfirmed`)).json()) as { items: TaskDoc[] };
+  const reviews = (await (await fetch(`${api}/api/v1/reviews?kind=Unconfirmed`, { headers: auth })).json()) as {
+    items: TaskDoc[];
+  };
   expect(reviews.items.map((d) => d.task_id).sort()).toEqual(victimIds);
   expect(endpoint.duplicateKeys()).toEqual([]);
   // The stack never stopped: the API answered throughout, and only the worker was started again.
@@ -277,7 +302,10 @@ test('a process that keeps dying is restarted with a growing delay, and Redis an
   expect(done).toBe(true);
   expect(endpoint.requestsFor(id)).toHaveLength(1);
   // The tasks of the first test are still there: Temporal's SQLite file and Redis's AOF were kept.
-  const all = (await (await fetch(`${api}/api/v1/tasks/stats`)).json()) as { total: number; success: number };
+  const all = (await (await fetch(`${api}/api/v1/tasks/stats`, { headers: auth })).json()) as {
+    total: number;
+    success: number;
+  };
   expect(all).toMatchObject({ total: 7, success: 5 });
   expect(up.exitCode).toBeNull();
 }, 180_000);

@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type WorkflowHandleWithFirstExecutionRunId, WorkflowNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import request from 'supertest';
 import { createApp } from '../../src/api/app';
+import { KeyRegistry } from '../../src/auth/key-registry';
 import { createLogger } from '../../src/log';
 import { DriverRegistry } from '../../src/platforms';
 import { idempotentId } from '../../src/service/publish';
@@ -26,6 +26,7 @@ import {
   waitForDoc,
   withWorker,
 } from '../helpers/harness';
+import { authed, createTestKeys } from '../helpers/api-keys';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { tempDir } from '../helpers/servers';
@@ -286,8 +287,13 @@ describe('batch routes', () => {
   /** The API on this file's servers (createApp, so the service checks accounts and media as in production). */
   const mediaRoot = tempDir('batch-routes-media');
   writeFileSync(path.join(mediaRoot, 'v.mp4'), 'video');
+  const keys = createTestKeys();
+  const registry = KeyRegistry.fromFile(keys.file);
+  /** supertest on the app, each request with the least role its route needs. */
+  const api = (taskQueue: string) => authed(app(taskQueue), keys);
   function app(taskQueue: string) {
     return createApp({
+      keys: registry,
       client: env.client,
       redis: h.redis,
       store: h.store,
@@ -312,7 +318,7 @@ describe('batch routes', () => {
 
   test('every bad item is listed by index and field, and nothing starts', async () => {
     const key = `k-${randomUUID()}`;
-    const res = await request(app('unused'))
+    const res = await api('unused')
       .post('/api/v1/publish/batch')
       .set('Idempotency-Key', key)
       .send(body([{ title: 'ok' }, { title: '' }, { title: 'x', accountId: 'nobody' }, { title: 'y', priority: 12 }]));
@@ -329,7 +335,7 @@ describe('batch routes', () => {
     const driver = new ScriptedDriver();
     await run(driver, async (tq) => {
       const key = `k-${randomUUID()}`;
-      const first = await request(app(tq))
+      const first = await api(tq)
         .post('/api/v1/publish/batch')
         .set('Idempotency-Key', key)
         .send(body([{ title: 'a' }, { title: 'b', priority: 1 }, { title: 'c' }]));
@@ -339,7 +345,7 @@ describe('batch routes', () => {
       const initial = await h.tsm.getTaskState(batchId);
       expect(initial).toMatchObject({ task_type: 'batch_publish', counts: { total: 3 } });
 
-      const again = await request(app(tq))
+      const again = await api(tq)
         .post('/api/v1/publish/batch')
         .set('Idempotency-Key', key)
         .send(body([{ title: 'a' }, { title: 'b', priority: 1 }, { title: 'c' }]));
@@ -347,7 +353,7 @@ describe('batch routes', () => {
       expect(again.body).toEqual({ taskId: batchId, total: 3 });
 
       // The same key with a different request (item 1 lost its priority) is refused, not answered with the first task.
-      const other = await request(app(tq))
+      const other = await api(tq)
         .post('/api/v1/publish/batch')
         .set('Idempotency-Key', key)
         .send(body([{ title: 'a' }, { title: 'b' }, { title: 'c' }]));
@@ -367,20 +373,36 @@ describe('batch routes', () => {
     const driver = new ScriptedDriver();
     driver.fallback = outcomeByTitle;
     await run(driver, async (tq) => {
-      const res = await request(app(tq))
+      const res = await api(tq)
         .post('/api/v1/publish/batch')
         .send(body([{ title: 'reject' }, { title: 'ok' }, { title: 'unconfirmed' }]));
       expect(res.status).toBe(202);
       const batchId = res.body.taskId as string;
       await docWhere(batchId, (d) => d.status === 'failed');
 
-      const retried = await request(app(tq)).post('/api/v1/reviews/retry-all').send({ batchId, note: 'bulk' });
+      const retried = await api(tq).post('/api/v1/reviews/retry-all').send({ batchId, note: 'bulk' });
       expect(retried.status).toBe(200);
       expect(retried.body).toEqual({ matched: 2, retried: 2, failed: [] });
 
       const out = await env.client.workflow.getHandle<typeof publishBatch>(batchId).result();
       expect(out.status).toBe('success');
       expect(driver.calls).toHaveLength(5);
+      // The audit trail: each retried child says who retried it, through retry-all, with the one note.
+      for (const i of [0, 2]) {
+        const child = await docWhere(`${batchId}-${i}`, (d) => d.status === 'success');
+        expect(child.decisions).toEqual([
+          {
+            action: 'retry',
+            by: 'test-operator',
+            role: 'operator',
+            at: expect.any(String),
+            note: 'bulk',
+            via: 'retry-all',
+            attempt: 1,
+          },
+        ]);
+      }
+      expect((await docWhere(`${batchId}-1`, (d) => d.status === 'success')).decisions).toBeUndefined();
     });
   });
 });

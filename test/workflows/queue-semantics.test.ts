@@ -25,6 +25,7 @@ import {
   waitForDoc,
   withWorker,
 } from '../helpers/harness';
+import { auditOf } from '../../src/service/audit';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 
@@ -368,16 +369,20 @@ test('AuthExpired: the task goes to review and the account holds its queue (acco
     expect(driver.calls).toHaveLength(2);
 
     const gate = env.client.workflow.getHandle(accountGateId('acct-1', tq));
-    expect(await gate.executeUpdate(reactivateAccountUpdate, { args: [] })).toEqual({ status: 'active', waiting: 2 });
+    expect(
+      await gate.executeUpdate(reactivateAccountUpdate, { args: [auditOf({ name: 'ops-test', role: 'operator' })] }),
+    ).toEqual({ status: 'active', waiting: 2 });
     await allDone(waiting);
     expect(driver.order().slice(2)).toEqual(waiting.map((w) => w.workflowId));
     expect(await gateMemo(tq)).toMatchObject({ status: 'active' });
     // Reactivating an account that does not need a login is refused: by the validator while the gate runs, or because
     // the idle gate has ended (the API answers 409 for both).
-    const again = await gate.executeUpdate(reactivateAccountUpdate, { args: [] }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const again = await gate
+      .executeUpdate(reactivateAccountUpdate, { args: [auditOf({ name: 'ops-test', role: 'operator' })] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(again instanceof WorkflowUpdateFailedError || again instanceof WorkflowNotFoundError).toBe(true);
     await failing.cancel();
     await expectCancelled(failing);
