@@ -17,7 +17,7 @@ import { accountGateId, childStatusSignal, reviewDecisionUpdate, taskStateQuery 
 import { DEFAULT_POLICY, type PublishPolicy } from '../../src/shared/policy';
 import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishBatch } from '../../src/workflows';
-import type { PublishBatchInput } from '../../src/shared/workflow-contracts';
+import { REQUEST_HASH_MEMO_KEY, type PublishBatchInput } from '../../src/shared/workflow-contracts';
 import {
   expectCancelled,
   type Harness,
@@ -264,7 +264,13 @@ test('spacing staggers the children: child i starts no earlier than i × interva
 test('a batch forced to continue as new keeps its counts true across runs', async () => {
   const driver = new ScriptedDriver();
   await run(driver, async (tq) => {
-    const handle = await startBatch(tq, items(12), { concurrency: 4, continueAsNewAfter: 5 });
+    const handle = await env.client.workflow.start<typeof publishBatch>('publishBatch', {
+      taskQueue: tq,
+      workflowId: `b-${randomUUID()}`,
+      args: [{ items: items(12), policies: { scripted: policy }, concurrency: 4, continueAsNewAfter: 5 }],
+      // As the API starts it: the request's hash, which a reused Idempotency-Key is checked against (422).
+      memo: { [REQUEST_HASH_MEMO_KEY]: 'hash-of-the-request' },
+    });
     const batchId = handle.workflowId;
     const out = await handle.result();
     expect(out).toEqual({
@@ -274,8 +280,11 @@ test('a batch forced to continue as new keeps its counts true across runs', asyn
     });
     const d = await docWhere(batchId, (x) => x.status === 'success');
     expect(d.counts).toEqual(out.counts);
-    const lastRun = (await handle.describe()).runId;
+    const last = await handle.describe();
+    const lastRun = last.runId;
     expect(lastRun).not.toBe(handle.firstExecutionRunId);
+    // The last run still has the hash, so the same key with another body is still a 422 after continue-as-new.
+    expect(last.memo?.[REQUEST_HASH_MEMO_KEY]).toBe('hash-of-the-request');
     expect(d.run_id).toBe(lastRun);
     expect(new Set(driver.calls.map((c) => c.taskId)).size).toBe(12);
     expect(driver.calls).toHaveLength(12);
