@@ -375,7 +375,11 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
           patch: hasPatch ? patch : undefined,
           note: o.note,
         });
-        io.out(o.json ? json(res.body) : `${safe(res.body.taskId)} retrying as attempt ${res.body.attempt}\n`);
+        io.out(
+          o.json
+            ? json(res.body)
+            : `${safe(res.body.taskId)} retrying: attempt ${res.body.attempt + 1} (attempt ${res.body.attempt} was in review)\n`,
+        );
       }),
     );
 
@@ -390,7 +394,7 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
         const res = await ctx
           .client()
           .post<Infer<typeof ReviewOutcomeSchema>>(idPath('/reviews', id, '/resolve'), { url: o.url, note: o.note });
-        io.out(o.json ? json(res.body) : `${safe(res.body.taskId)} resolved\n`);
+        io.out(o.json ? json(res.body) : `${safe(res.body.taskId)} resolved (attempt ${res.body.attempt})\n`);
       }),
     );
 
@@ -404,7 +408,7 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
         const res = await ctx
           .client()
           .post<Infer<typeof ReviewOutcomeSchema>>(idPath('/reviews', id, '/discard'), { note: o.note });
-        io.out(o.json ? json(res.body) : `${safe(res.body.taskId)} discarded\n`);
+        io.out(o.json ? json(res.body) : `${safe(res.body.taskId)} discarded (attempt ${res.body.attempt})\n`);
       }),
     );
 

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import type { TaskDocSchema } from '../api/schemas';
 import type { ApiClient } from './client';
 import { ApiResponseError, CliError, EXIT, type ExitCode } from './errors';
-import { json, paint, plain, safe, shortTime, statusStyle, type Io } from './output';
+import { json, paint, plain, safe, shortTime, statusStyle, truncate, type Io } from './output';
 
 export type TaskDoc = z.infer<typeof TaskDocSchema>;
 
@@ -59,7 +59,7 @@ export async function watch(client: ApiClient, io: Io, id: string, opts: WatchOp
       }
       const line = progressLine(doc, io);
       if (io.errTty) {
-        io.err(`\r${line}\x1b[K`);
+        io.err(`\r${fitLine(line, io.columns)}\x1b[K`);
         drawn = true;
       } else if (line !== last) io.err(line + '\n');
       last = line;
@@ -113,6 +113,12 @@ export function progressLine(doc: TaskDoc, io: Io): string {
   const attempt = doc.attempt > 1 ? `, attempt ${doc.attempt}` : '';
   const tail = `${Math.floor(pct)}%${stage} (${status}${attempt}${waiting})`;
   return io.errTty ? `${id} ${bar(pct / 100, barWidth(io, id, tail), true)} ${tail}` : `${id} ${tail}`;
+}
+
+/** A line wider than the terminal would wrap, and `\r` would then redraw only its last row. */
+export function fitLine(line: string, columns: number): string {
+  const text = plain(line);
+  return text.length < columns ? line : truncate(text, Math.max(1, columns - 1));
 }
 
 function barWidth(io: Io, id: string, tail: string): number {
