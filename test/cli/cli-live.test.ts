@@ -28,9 +28,11 @@ useFaultStack({ name: 'cli', accounts: 2 }, async (s) => {
   s.endpoint.behaviour = (req) =>
     req.title?.startsWith('broken')
       ? { status: 500, body: { error: 'cms exploded' } }
-      : req.title?.startsWith('held')
-        ? 'hold'
-        : { status: 200 };
+      : req.title?.startsWith('flaky') && req.attempt === 1
+        ? { status: 500, body: { error: 'cms hiccup' } }
+        : req.title?.startsWith('held')
+          ? 'hold'
+          : { status: 200 };
   apiEnv = { PUBFLOW_API_KEYS_FILE: keysFile };
   await Promise.all([s.startWorker('cli-worker'), s.startApi('cli-api', apiEnv)]);
 });
@@ -243,6 +245,92 @@ test('stats, accounts and an unknown id: tables for people, JSON for scripts, 40
   const missing = await cli('viewer', ['status', 'pub-does-not-exist']);
   expect(outcome(missing)).toMatchObject({ code: 2 });
   expect(missing.stderr).toMatch(/not found/);
+});
+
+test('reschedule, cancel, discard, resolve, retry-all and reactivate from the command line, each with the least role', async () => {
+  const publish = async (title: string, extra: string[] = []) => {
+    const r = await cli('publisher', [
+      'publish',
+      '--platform',
+      'webhook',
+      '--account',
+      'hook-1',
+      '--video',
+      'clip-1.mp4',
+      '--title',
+      title,
+      ...extra,
+    ]);
+    expect(outcome(r)).toMatchObject({ code: 0 });
+    return r.stdout.trim();
+  };
+  const doc = async (id: string) =>
+    JSON.parse((await cli('viewer', ['status', id, '--json'])).stdout) as {
+      status: string;
+      scheduled_for: string | null;
+      result: { url?: string } | null;
+      review: { open: boolean; decision?: string; note?: string } | null;
+    };
+
+  // A scheduled publish: moved later, then cancelled before it ever uploads; a second cancel is a 409 (exit 2).
+  const later = await publish('scheduled for later', ['--publish-at', '+1h']);
+  const before = await doc(later);
+  expect(before.status).toBe('pending');
+  const moved = await cli('publisher', ['reschedule', later, '--at', '+2h']);
+  expect(outcome(moved)).toMatchObject({ code: 0 });
+  expect(moved.stdout).toMatch(new RegExp(`^${later} scheduled for \\S+\\n$`));
+  expect(Date.parse((await doc(later)).scheduled_for!) - Date.parse(before.scheduled_for!)).toBeGreaterThan(
+    50 * 60_000,
+  );
+  const cancelled = await cli('publisher', ['cancel', later]);
+  expect(outcome(cancelled)).toMatchObject({ code: 0 });
+  expect(cancelled.stdout).toBe(`${later} cancelled\n`);
+  expect(outcome(await cli('viewer', ['watch', later]))).toMatchObject({ code: 1 });
+  expect(outcome(await cli('publisher', ['cancel', later]))).toMatchObject({ code: 2 });
+  expect(stack.endpoint.requestsFor(later)).toHaveLength(0);
+
+  // Two failures: one discarded (stays failed), one resolved by hand (becomes success); neither is uploaded again.
+  const [toDiscard, toResolve] = [await publish('broken, discard me'), await publish('broken, resolve me')];
+  for (const id of [toDiscard, toResolve])
+    expect(outcome(await cli('viewer', ['watch', id, '--interval', '300ms'], 120_000))).toMatchObject({ code: 1 });
+  const discarded = await cli('operator', ['discard', toDiscard, '--note', 'duplicate post']);
+  expect(outcome(discarded)).toMatchObject({ code: 0 });
+  expect(discarded.stdout).toBe(`${toDiscard} discarded (attempt 1)\n`);
+  const resolved = await cli('operator', ['resolve', toResolve, '--url', 'https://cms.test/by-hand']);
+  expect(outcome(resolved)).toMatchObject({ code: 0 });
+  expect(await doc(toDiscard)).toMatchObject({
+    status: 'failed',
+    review: { open: false, decision: 'discard', note: 'duplicate post' },
+  });
+  const done = await cli('viewer', ['watch', toResolve, '--interval', '300ms'], 120_000);
+  expect(outcome(done)).toMatchObject({ code: 0 });
+  expect(done.stdout).toBe(`${toResolve} success: https://cms.test/by-hand\n`);
+  expect(stack.endpoint.requestsFor(toDiscard)).toHaveLength(1);
+  expect(stack.endpoint.requestsFor(toResolve)).toHaveLength(1);
+
+  // A batch whose two items fail once: retry-all with the batch filter retries both, and the batch then succeeds.
+  const file = csv('flaky.csv', [
+    ['hook-0', 'webhook', 'clip-0.mp4', 'flaky one', '', '', '', ''],
+    ['hook-1', 'webhook', 'clip-1.mp4', 'flaky two', '', '', '', ''],
+  ]);
+  const batchId = (await cli('publisher', ['batch', file])).stdout.trim();
+  expect(outcome(await cli('viewer', ['watch', batchId, '--interval', '300ms'], 120_000))).toMatchObject({ code: 1 });
+  const all = await cli('operator', ['retry-all', '--batch', batchId, '--note', 'the CMS is back']);
+  expect(outcome(all)).toMatchObject({ code: 0 });
+  expect(all.stdout).toBe('retried 2 of 2 matching reviews\n');
+  const watched = await cli('viewer', ['watch', batchId, '--interval', '300ms'], 120_000);
+  expect(outcome(watched)).toMatchObject({ code: 0 });
+  expect(
+    stack.endpoint.requests
+      .filter((q) => q.taskId.startsWith(batchId))
+      .map((q) => q.key)
+      .sort(),
+  ).toEqual([`${batchId}-0:1`, `${batchId}-0:2`, `${batchId}-1:1`, `${batchId}-1:2`]);
+
+  // An account that does not need a login: reactivate is refused (409), exit 2, with the API's message.
+  const react = await cli('operator', ['reactivate', 'hook-0']);
+  expect(outcome(react)).toMatchObject({ code: 2 });
+  expect(react.stderr).toMatch(/^pubflow: .*hook-0/);
 });
 
 // Last: it stops and restarts the file's API process.
