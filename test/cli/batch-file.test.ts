@@ -134,3 +134,10 @@ test("the API's 400 about items[i].field is told in the file's terms: row and co
     'concurrency: too big',
   ]);
 });
+
+test('examples/batch.csv (the README example) passes every check the CLI makes before sending', () => {
+  const src = loadBatchFile(path.join(__dirname, '../../examples/batch.csv'));
+  expect(checkBatch(src)).toEqual([]);
+  expect(src.body.items).toHaveLength(3);
+  expect(src.body.items[1]).toMatchObject({ title: 'Hello, again (2 of 3)', priority: 3 });
+});
