@@ -1,5 +1,5 @@
 /**
- * API keys: `node lib/tools/keys.js <command>` (npm run keys -- <command>); `pubflow keys` once the CLI exists.
+ * API keys: `node lib/tools/keys.js <command>` (npm run keys -- <command>; `npx pubflow keys <command>` wraps it).
  *
  *   create --name NAME --role viewer|publisher|operator|admin [--file F]   prints the new token once, on stdout
  *   list [--file F] [--json]                                                names and roles (no hashes)

@@ -6,7 +6,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { addKey } from '../../src/auth/keys-file';
 import { typeIndex } from '../../src/projection/keys';
 import { ApiClient } from '../../src/cli/client';
 import type { Io } from '../../src/cli/output';
@@ -15,15 +14,11 @@ import { useFaultStack, type FaultStack } from '../integration/fault-helpers';
 import { requireBuiltCli, runCli, shown, startCli, type CliRun } from './run-cli';
 
 let stack: FaultStack;
-let apiEnv: Record<string, string> = {};
-const tokens: Record<'viewer' | 'publisher' | 'operator', string> = { viewer: '', publisher: '', operator: '' };
+type CliRole = 'viewer' | 'publisher' | 'operator';
 
 requireBuiltCli();
 useFaultStack({ name: 'cli', accounts: 2 }, async (s) => {
   stack = s;
-  const keysFile = path.join(s.dir, 'api-keys.json');
-  for (const role of ['viewer', 'publisher', 'operator'] as const)
-    tokens[role] = addKey(keysFile, { name: `cli-${role}`, role }).token;
   // The endpoint answers by title: "broken ..." is a 500 (an Unconfirmed failure, which lands in review).
   s.endpoint.behaviour = (req) =>
     req.title?.startsWith('broken')
@@ -33,16 +28,16 @@ useFaultStack({ name: 'cli', accounts: 2 }, async (s) => {
         : req.title?.startsWith('held')
           ? 'hold'
           : { status: 200 };
-  apiEnv = { PUBFLOW_API_KEYS_FILE: keysFile };
-  await Promise.all([s.startWorker('cli-worker'), s.startApi('cli-api', apiEnv)]);
+  // The stack's API reads its keys file (one real key per role, s.keys); each command uses the least role it needs.
+  await Promise.all([s.startWorker('cli-worker'), s.startApi('cli-api')]);
 });
 
-const cliOptions = (role: keyof typeof tokens, timeoutMs?: number) => ({
-  env: { PUBFLOW_URL: `http://127.0.0.1:${stack.apiPort}`, PUBFLOW_TOKEN: tokens[role] },
+const cliOptions = (role: CliRole, timeoutMs?: number) => ({
+  env: { PUBFLOW_URL: `http://127.0.0.1:${stack.apiPort}`, PUBFLOW_TOKEN: stack.keys.tokens[role] },
   cwd: stack.dir,
   timeoutMs,
 });
-const cli = (role: keyof typeof tokens, args: string[], timeoutMs?: number): Promise<CliRun> =>
+const cli = (role: CliRole, args: string[], timeoutMs?: number): Promise<CliRun> =>
   runCli(args, cliOptions(role, timeoutMs));
 
 /** The exit code with everything the command said, so a failed expectation shows why. */
@@ -148,7 +143,7 @@ test('on a terminal, watch redraws one bar in place and ends it with a line brea
   };
   const client = new ApiClient({
     url: `http://127.0.0.1:${stack.apiPort}`,
-    token: tokens.viewer,
+    token: stack.keys.tokens.viewer,
     tokenSource: 'PUBFLOW_TOKEN',
   });
 
@@ -207,6 +202,15 @@ test('a publish that lands in review is retried from the command line with a cor
   const open = await cli('viewer', ['reviews', '--account', 'hook-0', '--json']);
   expect((JSON.parse(open.stdout) as { items: Array<{ task_id: string }> }).items.map((d) => d.task_id)).toContain(id);
 
+  // A viewer's (or publisher's) key may not decide a review: the API's 403, exit 3, and nothing is sent.
+  for (const role of ['viewer', 'publisher'] as const) {
+    const refused = await cli(role, ['retry', id, '--title', 'not mine to fix']);
+    expect(outcome(refused)).toMatchObject({ code: 3 });
+    expect(refused.stderr).toMatch(/operator/);
+    expect(refused.stderr).not.toContain(stack.keys.tokens[role]);
+  }
+  expect(stack.endpoint.requestsFor(id)).toHaveLength(1);
+
   // Act: retry as an operator, with a corrected title and a note.
   const retry = await cli('operator', ['retry', id, '--title', 'corrected title', '--note', 'checked the CMS']);
 
@@ -219,6 +223,10 @@ test('a publish that lands in review is retried from the command line with a cor
   expect(stack.endpoint.requestsFor(id).map((q) => [q.key, q.title, q.status])).toEqual([
     [`${id}:1`, 'broken title', 500],
     [`${id}:2`, 'corrected title', 200],
+  ]);
+  // The audit trail names the operator's key and the note.
+  expect(JSON.parse(done.stdout).decisions).toEqual([
+    expect.objectContaining({ action: 'retry', by: 'test-operator', role: 'operator', note: 'checked the CMS' }),
   ]);
   const status = await cli('viewer', ['status', id]);
   expect(status.stdout).toMatch(/^status\s+success$/m);
@@ -318,6 +326,9 @@ test('reschedule, cancel, discard, resolve, retry-all and reactivate from the co
   const all = await cli('operator', ['retry-all', '--batch', batchId, '--note', 'the CMS is back']);
   expect(outcome(all)).toMatchObject({ code: 0 });
   expect(all.stdout).toBe('retried 2 of 2 matching reviews\n');
+  // The batch's document follows its children's reports (written at most once a second), so for a moment after
+  // retry-all it still says "failed"; a watch started in that moment ends at once with exit 1. Wait for it to move.
+  await stack.waitUntil('the batch document to leave "failed"', async () => (await doc(batchId))?.status !== 'failed');
   const watched = await cli('viewer', ['watch', batchId, '--interval', '300ms'], 120_000);
   expect(outcome(watched)).toMatchObject({ code: 0 });
   expect(
@@ -360,7 +371,7 @@ test('watch rides out an API restart: it says it is trying again, then follows t
   await stack.waitUntil('watch to say it is trying again', () =>
     watching.stderr().includes('trying again for up to 30 s'),
   );
-  await stack.startApi('cli-api-2', apiEnv);
+  await stack.startApi('cli-api-2');
   expect(stack.endpoint.release((r) => r.taskId === id)).toBe(1);
   const r = await watching.done;
 
