@@ -37,6 +37,13 @@ export interface ReconcileOptions {
   concurrency?: number;
   /** Deadline of one query. Default 5000. */
   queryTimeoutMs?: number;
+  /**
+   * Tries of a query before the run falls back (memo, then the document Redis has). Default 3, 1 s then 2 s apart:
+   * a query fails while the task's worker is coming back (it has to replay the history first).
+   */
+  queryAttempts?: number;
+  /** Pause before the second try; doubled each time. Default 1000. */
+  queryRetryDelayMs?: number;
   /** A document created this shortly before the listing started is never removed (visibility lags). Default 60 s. */
   visibilityLagMs?: number;
   /** Called as work progresses; the activity heartbeats with it. */
@@ -72,6 +79,13 @@ export interface ReconcileReport {
   /** Documents read from a workflow query / from the workflow's memo. */
   fromQuery: number;
   fromMemo: number;
+  /**
+   * Tasks whose query failed every try and that have no memo, while Redis holds their document: kept as it is (an
+   * open workflow keeps writing it; a closed one is settled from it if it still looks unfinished). Not errors.
+   */
+  keptStored: number;
+  /** Queries that failed and were tried again. */
+  queriesRetried: number;
   /** Documents removed because Temporal does not know their task. */
   removed: number;
   /** Index entries removed: no document, or their document says they do not belong there. */
@@ -121,6 +135,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     skippedExpired: 0,
     fromQuery: 0,
     fromMemo: 0,
+    keptStored: 0,
+    queriesRetried: 0,
     removed: 0,
     removedIndexEntries: 0,
     errors: 0,
@@ -143,10 +159,25 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     }
   };
 
-  const query = async (e: WorkflowExecutionInfo): Promise<TaskDoc> =>
+  const queryAttempts = Math.max(1, opts.queryAttempts ?? 3);
+  const queryRetryDelayMs = opts.queryRetryDelayMs ?? 1000;
+  const queryOnce = (e: WorkflowExecutionInfo): Promise<TaskDoc> =>
     client.withDeadline(Date.now() + queryTimeoutMs, () =>
       client.workflow.getHandle(e.workflowId, e.runId).query(taskStateQuery),
     );
+  /** The task's query, tried again after a pause when it fails (its worker may be replaying, or restarting). */
+  const query = async (e: WorkflowExecutionInfo): Promise<TaskDoc> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await queryOnce(e);
+      } catch (err) {
+        if (attempt >= queryAttempts) throw err;
+        checkAborted();
+        report.queriesRetried++;
+        await new Promise((r) => setTimeout(r, queryRetryDelayMs * 2 ** (attempt - 1)));
+      }
+    }
+  };
 
   /** The stored document of the task, when it has one that parses. */
   const storedDoc = async (taskId: string, raw?: string | null): Promise<TaskDoc | undefined> => {
@@ -170,15 +201,21 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   /** The task's document as Temporal knows it, and where it came from. */
   const docOf = async (
     e: WorkflowExecutionInfo,
-  ): Promise<{ doc: TaskDoc; source: 'query' | 'memo'; closed: boolean }> => {
+  ): Promise<{ doc: TaskDoc; source: 'query' | 'memo' | 'stored'; closed: boolean }> => {
     const memo = memoDoc(e);
     if (e.status.name === 'RUNNING') {
-      let found: { doc: TaskDoc; source: 'query' | 'memo' };
+      let found: { doc: TaskDoc; source: 'query' | 'memo' | 'stored' };
       try {
         found = { doc: await query(e), source: 'query' };
       } catch (err) {
-        if (!memo) throw err;
-        found = { doc: memo, source: 'memo' };
+        // An open task keeps writing its own document: the one Redis has will do until it does.
+        const stored = memo ? undefined : await storedDoc(e.workflowId);
+        if (!memo && !stored) throw err;
+        found = memo ? { doc: memo, source: 'memo' } : { doc: stored!, source: 'stored' };
+        opts.log?.warn('reconcile: query failed; using the ' + found.source + ' document', {
+          taskId: e.workflowId,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
       if (!unfinished(found.doc)) return { ...found, closed: false };
       // Visibility lags behind: a run it lists as running may have been terminated since, and its query still answers
@@ -199,8 +236,19 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     }
     // A closed workflow's query replays its whole history on a worker: only when there is no memo (workflows
     // started before the memo existed, batches, documents too large for a memo).
-    const doc = memo ?? (await query(e));
-    return { doc: await abandonedDoc(doc, e), source: memo ? 'memo' : 'query', closed: true };
+    if (memo) return { doc: await abandonedDoc(memo, e), source: 'memo', closed: true };
+    try {
+      return { doc: await abandonedDoc(await query(e), e), source: 'query', closed: true };
+    } catch (err) {
+      // No worker to replay it (a batch has no memo): what the workflow last wrote will do, settled if it must be.
+      const stored = await storedDoc(e.workflowId);
+      if (!stored) throw err;
+      opts.log?.warn('reconcile: query of a closed task failed; using the stored document', {
+        taskId: e.workflowId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return { doc: await abandonedDoc(stored, e), source: 'stored', closed: true };
+    }
   };
 
   /** Writes a document (versioned); a closed task's gets what is left of its 7 days, or is not brought back. */
@@ -249,7 +297,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     try {
       const { doc, source, closed } = await docOf(e);
       if (source === 'query') report.fromQuery++;
-      else report.fromMemo++;
+      else if (source === 'memo') report.fromMemo++;
+      else report.keptStored++;
       await applyDoc(doc, closed);
     } catch (err) {
       fail(e.workflowId, err);

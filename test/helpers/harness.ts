@@ -140,10 +140,12 @@ export async function withWorker<T>(
     drivers: PlatformDriver[];
     uploadConcurrency?: number;
     progressIntervalMs?: number;
+    /** Default: a new one, so each call has its own queue. Give one to bring a worker back for open workflows. */
+    taskQueue?: string;
   },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = `tq-${randomUUID()}`;
+  const taskQueue = opts.taskQueue ?? `tq-${randomUUID()}`;
   const workers = await createPubflowWorkers({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
