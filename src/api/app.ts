@@ -8,8 +8,8 @@ import { createService, type PubflowService, type ServiceDeps } from '../service
 import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
 import { requireJsonBody } from './content-type';
-import { ApiError, errorHandler, parse } from './errors';
-import { openApiDocument } from './openapi';
+import { errorHandler, parse, unmatchedRoute } from './errors';
+import { openApiDocument, ROUTES } from './openapi';
 import {
   DeleteQuery,
   DiscardBody,
@@ -113,7 +113,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   registerAccountRoutes(api, service);
 
-  app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
+  app.use(unmatchedRoute(ROUTES));
   app.use(errorHandler(deps.log));
   return app;
 }

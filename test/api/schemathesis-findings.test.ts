@@ -1,7 +1,8 @@
 /**
  * What Schemathesis found in the live API (test/contract/schemathesis.test.ts), each pinned here so it stays fixed
- * without the fuzzer: query integers that were coerced from text the document does not allow. Every response is
- * also checked against the document by the fixtures' hook.
+ * without the fuzzer: query integers that were coerced from text the document does not allow, and methods a
+ * documented path does not have answered as if the path did not exist. Every response is also checked against the
+ * document by the fixtures' hook.
  */
 import request from 'supertest';
 import { publish, publishBody, startApiStack, type ApiStack } from './fixtures';
@@ -59,5 +60,42 @@ describe('query integers (limit, offset) are decimal digits only', () => {
     ]);
     const negative = await api().get('/api/v1/tasks').query({ offset: '-1' });
     expect((negative.body as ErrorOut).error.message).toMatch(/^query\.offset: Too small/);
+  });
+});
+
+describe('a method a documented path does not have is 405 with Allow, not 404', () => {
+  // TRACE on every documented path answered 404: Schemathesis's unsupported_method check.
+  test.each([
+    ['TRACE', '/api/v1/tasks', 'GET, HEAD'],
+    ['PUT', '/api/v1/tasks/pub-123', 'DELETE, GET, HEAD'],
+    ['PATCH', '/api/v1/tasks/pub-123/cancel', 'POST'],
+    ['GET', '/api/v1/publish', 'POST'],
+    ['DELETE', '/api/v1/reviews/pub-1/retry', 'POST'],
+    ['POST', '/healthz', 'GET, HEAD'],
+    ['TRACE', '/openapi.json', 'GET, HEAD'],
+    // Also /tasks/:id, whose DELETE Express would route here.
+    ['PUT', '/api/v1/tasks/stats', 'DELETE, GET, HEAD'],
+  ])('%s %s -> 405, Allow: %s', async (method, path, allow) => {
+    const res = await api()[method.toLowerCase() as 'get'](path);
+    const body = res.body as ErrorOut;
+    expect([res.status, res.headers.allow, body.error.code]).toEqual([405, allow, 'method_not_allowed']);
+    expect(body.error.details).toEqual({ allow: allow.split(', ') });
+    expect(body.error.message).toBe(`${method} is not allowed on ${path}; allowed: ${allow}`);
+  });
+
+  test('OPTIONS on a documented path names its methods', async () => {
+    const res = await api().options('/healthz');
+    expect([res.status, res.headers.allow, res.text]).toEqual([204, 'GET, HEAD', '']);
+  });
+
+  test('a path no route has is still 404, whatever the method, and documented methods still answer', async () => {
+    for (const method of ['get', 'put', 'trace'] as const) {
+      const res = await api()[method]('/api/v1/nothing-here');
+      expect([res.status, (res.body as ErrorOut).error.code, res.headers.allow]).toEqual([404, 'not_found', undefined]);
+    }
+    // One segment per path parameter: a deeper path is not /tasks/:id.
+    expect((await api().put('/api/v1/tasks/a/b')).status).toBe(404);
+    expect((await api().head('/api/v1/tasks/stats')).status).toBe(200);
+    expect((await api().get('/api/v1/tasks/stats')).status).toBe(200);
   });
 });
