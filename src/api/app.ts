@@ -8,7 +8,8 @@ import { createService, type PubflowService, type ServiceDeps } from '../service
 import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
 import { requireJsonBody } from './content-type';
-import { errorHandler, parse, unmatchedRoute } from './errors';
+import { ApiError, errorHandler, parse } from './errors';
+import { methodGuard } from './methods';
 import { openApiDocument, ROUTES } from './openapi';
 import {
   DeleteQuery,
@@ -33,6 +34,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { tsm } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.use(methodGuard(ROUTES));
   app.use(requireJsonBody());
   app.use(express.json({ limit: JSON_BODY_LIMIT }));
 
@@ -113,7 +115,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   registerAccountRoutes(api, service);
 
-  app.use(unmatchedRoute(ROUTES));
+  app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
   return app;
 }

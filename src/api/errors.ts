@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../log';
 import {
@@ -84,55 +84,5 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     const requestId = randomUUID();
     log.error('unexpected error', { requestId, error: err instanceof Error ? err.stack : String(err) });
     res.status(500).json({ error: { code: 'internal', message: 'internal error', details: { requestId } } });
-  };
-}
-
-/** What the fallback needs of a route: its method and Express path (the route table of openapi.ts). */
-export interface RoutedPath {
-  method: string;
-  path: string;
-}
-
-/** An Express path as Express 5 matches it: case-insensitive, one segment per `:param`, an optional trailing slash. */
-function pathPattern(expressPath: string): RegExp {
-  const source = expressPath
-    .split(/(:\w+)/)
-    .map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${source}/?$`, 'i');
-}
-
-/**
- * The last handler: a path no route has is 404 `not_found`; a path that exists with another method is 405
- * `method_not_allowed` with `Allow` (RFC 9110 §15.5.6), and OPTIONS there is 204 with `Allow`. Without this a TRACE
- * or PUT on /api/v1/tasks said the resource did not exist (Schemathesis's unsupported_method check found it).
- */
-export function unmatchedRoute(routes: readonly RoutedPath[]): RequestHandler {
-  const table = routes.map((r) => ({ pattern: pathPattern(r.path), method: r.method.toUpperCase() }));
-  return (req, res, next) => {
-    // Every route the path matches counts: /tasks/stats is also /tasks/:id (DELETE).
-    const methods = new Set(table.filter((r) => r.pattern.test(req.path)).map((r) => r.method));
-    if (methods.size === 0) {
-      next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`));
-      return;
-    }
-    // Express answers HEAD with the GET route.
-    if (methods.has('GET')) methods.add('HEAD');
-    const allow = [...methods].sort();
-    res.set('Allow', allow.join(', '));
-    if (req.method === 'OPTIONS') {
-      res.status(204).end();
-      return;
-    }
-    next(
-      new ApiError(
-        405,
-        'method_not_allowed',
-        `${req.method} is not allowed on ${req.path}; allowed: ${allow.join(', ')}`,
-        {
-          allow,
-        },
-      ),
-    );
   };
 }
