@@ -328,6 +328,8 @@ export const ROUTES: readonly RouteSpec[] = [
 export const openApiPath = (expressPath: string): string => expressPath.replace(/:(\w+)/g, '{$1}');
 
 const REF = '#/components/schemas/';
+/** The one security scheme: a bearer API key. */
+export const SECURITY_SCHEME = 'apiKey';
 
 /** Component names of the shared schemas; any other gets one made of its route and status. */
 const REQUEST_NAMES: Array<[string, z.ZodType]> = [
@@ -454,6 +456,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
           }
         : {}),
       responses: responseObjects,
+      // Every /api/v1 route takes an API key (docs/security.md); /healthz, /readyz and this document stay open.
+      ...(r.path.startsWith('/api/v1/') ? { security: [{ [SECURITY_SCHEME]: [] }] } : {}),
       ...(r.role ? { 'x-pubflow-role': r.role } : {}),
     };
     (paths[openApiPath(r.path)] ??= {})[r.method] = operation;
@@ -471,7 +475,16 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
         '"details"}}. Generated from the zod schemas of src/api/schemas.ts.',
     },
     paths,
-    components: { schemas: { ...requests.schemas, ...responses.schemas } },
+    components: {
+      schemas: { ...requests.schemas, ...responses.schemas },
+      securitySchemes: {
+        [SECURITY_SCHEME]: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An API key from the keys file (PUBFLOW_API_KEYS_FILE): `Authorization: Bearer pf_…`',
+        },
+      },
+    },
   };
 }
 

@@ -5,6 +5,7 @@
  * document by the fixtures' hook.
  */
 import request from 'supertest';
+import { openApiDocument, SECURITY_SCHEME } from '../../src/api/openapi';
 import { publish, publishBody, startApiStack, type ApiStack } from './fixtures';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 
@@ -104,5 +105,23 @@ describe('a method a documented path does not have is 405 with Allow, not 404', 
     expect((await api().put('/api/v1/tasks/a/b')).status).toBe(404);
     expect((await api().head('/api/v1/tasks/stats')).status).toBe(200);
     expect((await api().get('/api/v1/tasks/stats')).status).toBe(200);
+  });
+});
+
+describe('the document declares the API key', () => {
+  // Without a security scheme Schemathesis cannot check that a route refuses a request without the key.
+  test('every /api/v1 operation takes the bearer scheme; /healthz, /readyz and /openapi.json none', () => {
+    const doc = openApiDocument as unknown as {
+      paths: Record<string, Record<string, { security?: unknown }>>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
+    expect(doc.components.securitySchemes[SECURITY_SCHEME]).toMatchObject({ type: 'http', scheme: 'bearer' });
+    for (const [path, ops] of Object.entries(doc.paths))
+      for (const [method, op] of Object.entries(ops))
+        expect({ method, path, security: op.security }).toEqual({
+          method,
+          path,
+          security: path.startsWith('/api/v1/') ? [{ [SECURITY_SCHEME]: [] }] : undefined,
+        });
   });
 });
