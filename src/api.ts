@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import Redis from 'ioredis';
 import { createApp } from './api/app';
 import { assertSafeListen, createRateLimiter, loadKeyRegistry } from './api/auth';
+import { answerClientErrors } from './api/client-errors';
 import { loadConfig, type Config } from './config';
 import { createLogger } from './log';
 import { createDefaultDrivers } from './platforms';
@@ -50,6 +51,7 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   const server = app.listen(config.api.port, config.api.host, () =>
     log.info('api listening', { url: `http://${config.api.host}:${config.api.port}` }),
   );
+  answerClientErrors(server);
   const shutdown = (signal: string) => {
     log.info('api stopping', { signal });
     unwatchKeys();

@@ -13,7 +13,8 @@ import { authenticate, createRateLimiter, loadKeyRegistry, principalOf, rateLimi
 import { registerBatchRoutes } from './batch';
 import { requireJsonBody } from './content-type';
 import { ApiError, errorHandler, parse } from './errors';
-import { openApiDocument } from './openapi';
+import { methodGuard } from './methods';
+import { openApiDocument, ROUTES } from './openapi';
 import {
   DeleteQuery,
   DiscardBody,
@@ -51,6 +52,8 @@ export function createApp(deps: AppDeps): express.Express {
   const limiter = deps.limiter !== undefined ? deps.limiter : apiConfig ? createRateLimiter({ api: apiConfig }) : null;
   const app = express();
   app.disable('x-powered-by');
+  // A method a documented path does not have is 405 with Allow (before the key check: it says nothing about tasks).
+  app.use(methodGuard(ROUTES));
 
   // Open, and they say nothing about tasks.
   app.get('/healthz', (_req, res) => {

@@ -4,6 +4,7 @@
  * hand but the table: a test checks it against the routes Express registers, and the API tests validate every
  * response against the generated document.
  */
+import type { Role } from '../auth/roles';
 import { z } from 'zod';
 import {
   AccountIdParam,
@@ -61,8 +62,8 @@ export interface RouteSpec {
   body?: z.ZodType;
   bodyRequired?: boolean;
   responses: Record<number, ResponseSpec>;
-  /** The least role that may call the route (access control lands next; unset means not decided yet). */
-  role?: string;
+  /** The least role that may call the route (src/api/app.ts guards it with the same; unset: an open route). */
+  role?: Role;
 }
 
 const err = (description: string, ...codes: string[]): ResponseSpec => ({ description, schema: ErrorBody, codes });
@@ -88,11 +89,16 @@ const accessControlResponses = {
   401: err('No API key, or an unknown one', 'unauthorized'),
   403: err("The key's role may not call this route; details name the role needed", 'forbidden'),
   429: err('Over the per-key request rate; Retry-After says when to come back', 'rate_limited'),
+  431: err(
+    "The request line and headers are over Node's 16 KiB (a URL with kilobytes of query): send long text in a body",
+    'headers_too_large',
+  ),
 } as const;
 
-const v1 = (spec: RouteSpec): RouteSpec => ({
+const v1 = (spec: RouteSpec & { role: Role }): RouteSpec => ({
   ...spec,
   path: `/api/v1${spec.path}`,
+  summary: `${spec.summary} (role: ${spec.role})`,
   responses: { ...spec.responses, ...accessControlResponses },
 });
 
@@ -137,6 +143,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'post',
     path: '/publish/batch',
+    role: 'publisher',
     summary: 'Submit a batch: every item is validated before anything starts',
     headers: idempotencyKey,
     body: BatchBody,
@@ -158,6 +165,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'post',
     path: '/reviews/retry-all',
+    role: 'operator',
     summary: 'Retry every matching open review (by batchId, or the filters of GET /reviews)',
     body: RetryAllBody,
     responses: {
@@ -170,6 +178,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'post',
     path: '/publish',
+    role: 'publisher',
     summary: 'Submit one publish',
     headers: idempotencyKey,
     body: PublishBody,
@@ -194,12 +203,14 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'get',
     path: '/tasks/stats',
+    role: 'viewer',
     summary: 'Queue stats: the ZCARDs of the status indexes, and their sum',
     responses: { 200: { description: 'Counts by status', schema: QueueStatsSchema }, ...internal },
   }),
   v1({
     method: 'get',
     path: '/tasks',
+    role: 'viewer',
     summary: 'List tasks, newest first',
     query: ListTasksQuery,
     responses: {
@@ -211,6 +222,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'get',
     path: '/tasks/:id',
+    role: 'viewer',
     summary: 'The task document (the same JSON as redis-cli GET celery:task:<id>)',
     params: { id: TaskIdParam },
     responses: {
@@ -223,6 +235,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'post',
     path: '/tasks/:id/cancel',
+    role: 'publisher',
     summary: 'Cancel a pending, scheduled, running or in-review task',
     params: { id: TaskIdParam },
     body: NoteBody,
@@ -239,6 +252,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'delete',
     path: '/tasks/:id',
+    role: 'admin',
     summary: "Delete the task document and its index entries; a batch also its children's documents",
     params: { id: TaskIdParam },
     query: DeleteQuery,
@@ -257,6 +271,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'post',
     path: '/tasks/:id/reschedule',
+    role: 'publisher',
     summary: 'Move a scheduled task to a new publishAt (while it is still waiting)',
     params: { id: TaskIdParam },
     body: RescheduleBody,
@@ -273,6 +288,7 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'get',
     path: '/reviews',
+    role: 'viewer',
     summary: 'Open reviews, most recently failed first',
     query: ListReviewsQuery,
     responses: {
@@ -291,6 +307,7 @@ export const ROUTES: readonly RouteSpec[] = [
     v1({
       method: 'post',
       path: `/reviews/:taskId/${action}`,
+      role: 'operator',
       summary,
       params: { taskId: TaskIdParam },
       body,
@@ -307,12 +324,14 @@ export const ROUTES: readonly RouteSpec[] = [
   v1({
     method: 'get',
     path: '/accounts',
+    role: 'viewer',
     summary: 'Configured accounts, without credentials, with their login state',
     responses: { 200: { description: 'Every account', schema: AccountList }, ...internal },
   }),
   v1({
     method: 'post',
     path: '/accounts/:id/reactivate',
+    role: 'operator',
     summary: "After a new login: release the account's held queue (it needed a login after AuthExpired)",
     params: { id: AccountIdParam },
     body: NoteBody,
@@ -331,6 +350,8 @@ export const ROUTES: readonly RouteSpec[] = [
 export const openApiPath = (expressPath: string): string => expressPath.replace(/:(\w+)/g, '{$1}');
 
 const REF = '#/components/schemas/';
+/** The one security scheme: a bearer API key. */
+export const SECURITY_SCHEME = 'apiKey';
 
 /** Component names of the shared schemas; any other gets one made of its route and status. */
 const REQUEST_NAMES: Array<[string, z.ZodType]> = [
@@ -458,6 +479,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
           }
         : {}),
       responses: responseObjects,
+      // Every /api/v1 route takes an API key (docs/security.md); /healthz, /readyz and this document stay open.
+      ...(r.path.startsWith('/api/v1/') ? { security: [{ [SECURITY_SCHEME]: [] }] } : {}),
       ...(r.role ? { 'x-pubflow-role': r.role } : {}),
     };
     (paths[openApiPath(r.path)] ??= {})[r.method] = operation;
@@ -475,7 +498,16 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
         '"details"}}. Generated from the zod schemas of src/api/schemas.ts.',
     },
     paths,
-    components: { schemas: { ...requests.schemas, ...responses.schemas } },
+    components: {
+      schemas: { ...requests.schemas, ...responses.schemas },
+      securitySchemes: {
+        [SECURITY_SCHEME]: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An API key from the keys file (PUBFLOW_API_KEYS_FILE): `Authorization: Bearer pf_…`',
+        },
+      },
+    },
   };
 }
 

@@ -125,8 +125,22 @@ const reviewFilters = {
 
 export const RetryAllBody = z.object({ ...reviewFilters, note: note().optional() }).strict();
 
-const pageLimit = z.coerce.number().int().min(1).max(1000).default(50);
-const pageOffset = z.coerce.number().int().min(0).default(0);
+/**
+ * A query-string integer: decimal digits only. `z.coerce.number()` took `offset=` and `offset=%20` for 0, and `0x10`,
+ * `1e2` and ` 7 ` for numbers, none of which the document's `type: integer` allows (Schemathesis found the empty one).
+ */
+const queryInt = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: (i) => (i.code === 'invalid_type' ? 'must be a whole number in decimal digits' : undefined) })
+      .int()
+      .min(min)
+      .max(max)
+      .default(fallback),
+  );
+const pageLimit = queryInt(1, 1000, 50);
+const pageOffset = queryInt(0, Number.MAX_SAFE_INTEGER, 0);
 
 export const ListTasksQuery = z
   .object({
@@ -146,7 +160,11 @@ export const ListReviewsQuery = z
   })
   .strict();
 
-export const DeleteQuery = z.object({ force: z.enum(['true', 'false']).optional(), note: note().optional() }).strict();
+export const DeleteQuery = z
+  // A query note is shorter than a body's: 500 characters percent-encoded (up to 12 bytes each) keep the URL under
+  // Node's 16 KiB header limit, past which the server answers 431 before the API sees the request.
+  .object({ force: z.enum(['true', 'false']).optional(), note: text().max(500).optional() })
+  .strict();
 
 export const RetryBody = z
   .object({

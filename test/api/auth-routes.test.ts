@@ -6,7 +6,7 @@
  */
 import request from 'supertest';
 import { createApp } from '../../src/api/app';
-import { openApiPath, ROUTES } from '../../src/api/openapi';
+import { buildOpenApiDocument, openApiPath, ROUTES } from '../../src/api/openapi';
 import { ROLES, roleAtLeast, type Role } from '../../src/auth/roles';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
@@ -49,6 +49,20 @@ function send(method: string, path: string, headers: Record<string, string> = {}
 test('the rights table covers every route, and the open routes are exactly the health checks and the spec', () => {
   expect(open.map((r) => r.spec).sort()).toEqual(['GET /healthz', 'GET /openapi.json', 'GET /readyz']);
   expect(guarded.length).toBeGreaterThanOrEqual(15);
+});
+
+test('/openapi.json names the least role of every /api/v1 operation (x-pubflow-role), as the rights table says', () => {
+  const doc = buildOpenApiDocument() as unknown as {
+    paths: Record<string, Record<string, { 'x-pubflow-role'?: string; security?: unknown }>>;
+  };
+  for (const r of ROUTES) {
+    const op = doc.paths[openApiPath(r.path)]![r.method]!;
+    const filled = r.path.replace(/:(\w+)/g, 'x');
+    expect({ route: `${r.method} ${r.path}`, role: op['x-pubflow-role'] ?? null }).toEqual({
+      route: `${r.method} ${r.path}`,
+      role: leastRole(r.method, filled),
+    });
+  }
 });
 
 describe('without a token', () => {

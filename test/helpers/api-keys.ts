@@ -28,7 +28,7 @@ export function createTestKeys(dir: string = tempDir('keys')): TestKeys {
   return { file, tokens, header: (role) => ({ Authorization: `Bearer ${tokens[role]}` }) };
 }
 
-type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
+type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH' | 'HEAD' | 'OPTIONS' | 'TRACE';
 
 /** The rights of issue "Access control": the least role of each route; the first match wins. */
 export const RIGHTS: ReadonlyArray<readonly [Method, RegExp, Role]> = [
@@ -46,7 +46,7 @@ export function leastRole(method: string, url: string): Role | null {
   const p = url.split('?')[0]!;
   if (!p.startsWith('/api/v1/')) return null;
   const m = method.toUpperCase();
-  for (const [rm, re, role] of RIGHTS) if (rm === m && re.test(p)) return role;
+  for (const [rm, re, role] of RIGHTS) if ((rm === m || (m === 'HEAD' && rm === 'GET')) && re.test(p)) return role;
   return 'viewer';
 }
 
@@ -56,6 +56,9 @@ export interface AuthedRequest {
   delete(url: string): request.Test;
   put(url: string): request.Test;
   patch(url: string): request.Test;
+  head(url: string): request.Test;
+  options(url: string): request.Test;
+  trace(url: string): request.Test;
 }
 
 /** supertest on `app`, each request with the key of `as`, or of the least role its route needs. */
@@ -69,10 +72,22 @@ export function authed(app: Express, keys: TestKeys, as?: Role): AuthedRequest {
         DELETE: agent.delete,
         PUT: agent.put,
         PATCH: agent.patch,
+        HEAD: agent.head,
+        OPTIONS: agent.options,
+        TRACE: agent.trace,
       } as const
     )[method].call(agent, url);
     const role = as ?? leastRole(method, url);
     return role ? test.set(keys.header(role)) : test;
   };
-  return { get: call('GET'), post: call('POST'), delete: call('DELETE'), put: call('PUT'), patch: call('PATCH') };
+  return {
+    get: call('GET'),
+    post: call('POST'),
+    delete: call('DELETE'),
+    put: call('PUT'),
+    patch: call('PATCH'),
+    head: call('HEAD'),
+    options: call('OPTIONS'),
+    trace: call('TRACE'),
+  };
 }
