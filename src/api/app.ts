@@ -4,6 +4,7 @@
  */
 import express, { type Router } from 'express';
 import type { Logger } from '../log';
+import { registerMetricsRoutes } from '../metrics/api-metrics';
 import { createService, type PubflowService, type ServiceDeps } from '../service';
 import { registerAccountRoutes } from './accounts';
 import { registerBatchRoutes } from './batch';
@@ -33,6 +34,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { tsm } = deps;
   const app = express();
   app.disable('x-powered-by');
+  registerMetricsRoutes(app, deps); // first: counts every request; GET /metrics (src/metrics/api-metrics.ts)
   app.use(requireJsonBody());
   app.use(express.json({ limit: JSON_BODY_LIMIT }));
 

@@ -47,6 +47,8 @@ export interface ResponseSpec {
   schema: z.ZodType;
   /** Error responses: the `error.code` values this status can carry on this route. */
   codes?: readonly string[];
+  /** Default application/json. */
+  mediaType?: string;
 }
 
 export interface RouteSpec {
@@ -132,6 +134,16 @@ export const ROUTES: readonly RouteSpec[] = [
     path: '/openapi.json',
     summary: 'This document',
     responses: { 200: { description: 'The OpenAPI 3.1 document', schema: OpenApiDocumentSchema }, ...internal },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics: HTTP requests, tasks by status, open reviews, accounts needing a login',
+    role: 'viewer',
+    responses: {
+      200: { description: 'Prometheus text format 0.0.4', schema: z.string(), mediaType: 'text/plain' },
+      ...internal,
+    },
   },
   v1({
     method: 'post',
@@ -439,7 +451,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
     for (const [status, resp] of Object.entries(r.responses)) {
       const schema =
         resp.schema === ErrorBody ? errorSchema(resp.codes) : { $ref: `${REF}${responses.ids.get(resp.schema)!}` };
-      responseObjects[status] = { description: resp.description, content: { 'application/json': { schema } } };
+      const mediaType = resp.mediaType ?? 'application/json';
+      responseObjects[status] = { description: resp.description, content: { [mediaType]: { schema } } };
     }
     const operation: Record<string, unknown> = {
       operationId: nameOf(r.method, r.path, ''),
