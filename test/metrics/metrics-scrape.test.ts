@@ -102,7 +102,17 @@ test('after failed publishes the worker and the API serve their series, and ever
   expect(valueOf(before.samples, 'pubflow_reviews_open', { kind: 'Unconfirmed', platform: 'webhook' })).toBe(0);
   expect(valueOf(before.samples, 'pubflow_accounts_needing_login')).toBe(0);
 
-  // Act: two publishes through the API; both fail and land in review.
+  // Act: two publishes through the API; both fail and land in review. And two requests that fail in the API itself.
+  const refused = await fetch(`${apiUrl}/api/v1/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', Authorization: `Bearer ${publisherToken}` },
+    body: JSON.stringify({ platform: 'webhook' }),
+  });
+  expect(refused.status).toBe(400);
+  const nowhere = await fetch(`${apiUrl}/api/v1/nowhere/pub-123`, {
+    headers: { Authorization: `Bearer ${viewerToken}` },
+  });
+  expect(nowhere.status).toBe(404);
   const ids = [await publish(unconfirmedAccount, 'metrics 500'), await publish(loggedOutAccount, 'metrics 401')];
   await stack.waitUntil('both tasks to have an open review', async () => {
     const docs = await Promise.all(
@@ -146,8 +156,19 @@ test('after failed publishes the worker and the API serve their series, and ever
     valueOf(api.samples, 'pubflow_http_requests_total', { method: 'GET', route: '/api/v1/tasks/:id', code: '200' }),
   ).toBeGreaterThanOrEqual(2);
   expect(
-    valueOf(api.samples, 'pubflow_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/publish' }),
+    valueOf(api.samples, 'pubflow_http_request_duration_seconds_count', {
+      method: 'POST',
+      route: '/api/v1/publish',
+      code: '202',
+    }),
   ).toBe(2);
+  // A request refused by its route keeps the route's pattern (the error leaves the router, which resets baseUrl);
+  // one no route matches is `unmatched`, whatever its URL.
+  expect(
+    valueOf(api.samples, 'pubflow_http_requests_total', { method: 'POST', route: '/api/v1/publish', code: '400' }),
+  ).toBe(1);
+  expect(valueOf(api.samples, 'pubflow_http_requests_total', { route: 'unmatched', code: '404' })).toBe(1);
+  expect(api.text).not.toContain('nowhere');
   // Bounded labels: no task id, title or account id anywhere in either scrape.
   for (const needle of [...ids, 'metrics 500', unconfirmedAccount, loggedOutAccount]) {
     expect({ needle, inWorker: worker.text.includes(needle), inApi: api.text.includes(needle) }).toEqual({
