@@ -69,6 +69,23 @@ describeWithPromtool('promtool', (promtool) => {
     expect(config).toEqual({ code: 0, out: expect.stringContaining('SUCCESS') });
   });
 
+  test("the Grafana dashboard's queries are valid PromQL (checked as recording rules)", async () => {
+    const dashboard = JSON.parse(readFileSync(path.resolve(PROMETHEUS_DIR, '../grafana/pubflow.json'), 'utf8')) as {
+      panels: Array<{ targets: Array<{ expr: string }> }>;
+    };
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const dir = tempDir('dashboard-queries');
+    try {
+      const file = path.join(dir, 'queries.yml');
+      const record = (expr: string, i: number) => ({ record: `pubflow_dashboard:query_${i}`, expr });
+      writeFileSync(file, YAML.stringify({ groups: [{ name: 'dashboard', rules: exprs.map(record) }] }));
+      const run = await runPromtool(promtool(), ['check', 'rules', file], dir);
+      expect(run).toEqual({ code: 0, out: expect.stringContaining(`SUCCESS: ${exprs.length} rules found`) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('test rules: every case passes', async () => {
     const run = await runPromtool(promtool(), ['test', 'rules', TESTS]);
     expect(run).toEqual({ code: 0, out: expect.stringContaining('SUCCESS') });
