@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make up`: runs the whole product in the foreground on this machine.
 #   Redis (AOF, ./data/redis) unless REDIS_URL answers; Temporal dev server (SQLite ./data/temporal.db, Web UI);
-#   search attributes; namespace retention; one worker; the HTTP API. Ctrl-C (or SIGTERM) stops everything it started.
+#   search attributes; namespace retention; one worker; the HTTP API; Prometheus (./data/prometheus, when installed)
+#   scraping both with deploy/prometheus/alerts.yml loaded. Ctrl-C (or SIGTERM) stops everything it started.
 # Once everything is up, a process that dies is started again, with backoff: the stack stops only when asked to.
 # Running it again resumes: every workflow and task state is kept in the data dir.
 set -euo pipefail
@@ -14,6 +15,8 @@ TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 REDIS_PORT=${REDIS_PORT:-6379}
 export PUBFLOW_API_PORT=${PUBFLOW_API_PORT:-3000}
+export PUBFLOW_WORKER_METRICS_PORT=${PUBFLOW_WORKER_METRICS_PORT:-9464}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 export TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}
 RETENTION=${PUBFLOW_RETENTION:-168h}   # >= the 7-day status window
 DATA=$(mkdir -p "${PUBFLOW_DATA_DIR:-$ROOT/data}" && cd "${PUBFLOW_DATA_DIR:-$ROOT/data}" && pwd)
@@ -155,12 +158,37 @@ start worker node lib/worker.js
 start api node lib/api.js
 wait_until "API" 60 curl -fsS "http://127.0.0.1:$PUBFLOW_API_PORT/readyz"
 
+# --- Prometheus (optional: the stack runs without it) ----------------------------------------
+# Its config is deploy/prometheus/prometheus.yml with this run's ports and token file; the rules are loaded as they
+# are. A missing binary or a taken port is said and skipped: publishing does not depend on it.
+prometheus_url=""
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -z "${PUBFLOW_PROMETHEUS:-}" ]; then
+  say "no prometheus (apt-get install prometheus, as root); running without it"
+elif port_taken "$PROMETHEUS_PORT"; then
+  say "port $PROMETHEUS_PORT is taken; running without Prometheus (set PROMETHEUS_PORT)"
+else
+  mkdir -p "$DATA/prometheus"
+  cp deploy/prometheus/alerts.yml "$DATA/prometheus/alerts.yml"
+  # The API's /metrics needs a viewer key: the admin token make up keeps in the data dir (when there is one).
+  token_edit=(-e "s|credentials_file: .*|credentials_file: $DATA/admin.token|")
+  [ -f "$DATA/admin.token" ] || token_edit=(-e '/authorization:/,/credentials_file:/d')
+  sed -e "s|127.0.0.1:3000|127.0.0.1:$PUBFLOW_API_PORT|" -e "s|127.0.0.1:9464|127.0.0.1:$PUBFLOW_WORKER_METRICS_PORT|" \
+    "${token_edit[@]}" deploy/prometheus/prometheus.yml >"$DATA/prometheus/prometheus.yml"
+  start prometheus "$PUBFLOW_PROMETHEUS" --config.file="$DATA/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$DATA/prometheus/tsdb" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+  wait_until "Prometheus" 30 curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  prometheus_url="http://localhost:$PROMETHEUS_PORT   (targets: /targets, alerts: /alerts)"
+fi
+
 cat <<MSG
 
   pubflow is up.
     API            http://localhost:$PUBFLOW_API_PORT   (health: /healthz, ready: /readyz, spec: /openapi.json)
     API keys       $KEYS_MSG
     Temporal UI    http://localhost:$TEMPORAL_UI_PORT
+    Prometheus     ${prometheus_url:-not running}
+    Metrics        http://localhost:$PUBFLOW_API_PORT/metrics (API), http://localhost:$PUBFLOW_WORKER_METRICS_PORT/metrics (worker)
     Temporal gRPC  $TEMPORAL_ADDRESS (namespace $TEMPORAL_NAMESPACE)
     Redis          $REDIS_URL
     Accounts       ${PUBFLOW_ACCOUNTS_FILE:-built-in demo account (id demo, platform local)}

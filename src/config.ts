@@ -68,6 +68,9 @@ const EnvSchema = z.object({
   PUBFLOW_MEDIA_ROOT: z.string().default('./media'),
   PUBFLOW_PUBLISHED_DIR: z.string().default('./data/published'),
   PUBFLOW_WORKER_CONCURRENCY: int(3, 1, 1000),
+  /** The worker's Prometheus endpoint (the SDK's metrics and pubflow's); port 0 turns it off. */
+  PUBFLOW_WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
+  PUBFLOW_WORKER_METRICS_PORT: int(9464, 0, 65535),
   PUBFLOW_UPLOAD_TIMEOUT: duration('30m'),
   /** JSON object of per-platform upload timeouts, e.g. {"webhook":"10m","local":"2m"}. */
   PUBFLOW_UPLOAD_TIMEOUTS: z.string().default('{}'),
@@ -102,6 +105,8 @@ export interface Config {
   mediaRoot: string;
   publishedDir: string;
   workerConcurrency: number;
+  /** The worker's metrics endpoint; port 0: none. */
+  workerMetrics: { host: string; port: number };
   /** PUBFLOW_LOG_LEVEL (createLogger reads the same variable). */
   logLevel: LogLevel;
   statusTtlSeconds: number;
@@ -162,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaRoot: path.resolve(e.PUBFLOW_MEDIA_ROOT),
     publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
     workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
+    workerMetrics: { host: e.PUBFLOW_WORKER_METRICS_HOST, port: e.PUBFLOW_WORKER_METRICS_PORT },
     logLevel: e.PUBFLOW_LOG_LEVEL,
     statusTtlSeconds: Math.round(e.PUBFLOW_STATUS_TTL / 1000),
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,

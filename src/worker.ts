@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadConfig, type Config } from './config';
 import { createLogger, toTemporalLogger, type Logger, type LogLevel } from './log';
+import { createWorkerMetrics, installWithMetrics, type WorkerMetricsEndpoint } from './metrics/worker-metrics';
 import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
@@ -76,20 +77,31 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
  * Routes the SDK's own lines (the core's, workflow `log` through the logger sink, activity `Context.current().log`)
  * to our logger, so a worker process writes one JSON format. Must run before the first connection is made.
  */
-export function installTemporalRuntime(log: Logger, level: LogLevel): void {
+export function installTemporalRuntime(
+  log: Logger,
+  level: LogLevel,
+  metrics: WorkerMetricsEndpoint = { host: '127.0.0.1', port: 0 },
+): boolean {
   // The core is chatty at info; forward its warnings unless debugging.
   const core = level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : 'WARN';
-  Runtime.install({
-    logger: toTemporalLogger(log),
-    telemetryOptions: { logging: { filter: { core, other: 'ERROR' }, forward: {} } },
-  });
+  // The SDK's metrics and ours (src/metrics/worker-metrics.ts) on one Prometheus endpoint.
+  return installWithMetrics(
+    (m) =>
+      Runtime.install({
+        logger: toTemporalLogger(log),
+        telemetryOptions: { logging: { filter: { core, other: 'ERROR' }, forward: {} }, ...(m ? { metrics: m } : {}) },
+      }),
+    metrics,
+    log,
+  );
 }
 
 export async function runWorker(config: Config = loadConfig()): Promise<void> {
   const log = createLogger('worker');
   // Before anything connects: a missing bundle is a build problem, and should say so at once.
   const workflowBundle = prebuiltWorkflowBundle();
-  installTemporalRuntime(log, config.logLevel);
+  const metricsOn = installTemporalRuntime(log, config.logLevel, config.workerMetrics);
+  const metrics = createWorkerMetrics(Runtime.instance().metricMeter);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
@@ -108,7 +120,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { store, accounts, drivers, log, client },
+    deps: { store, accounts, drivers, log, client, metrics },
     uploadConcurrency: config.workerConcurrency,
     shutdownGraceMs: config.shutdownGraceMs,
     workflowBundle,
@@ -118,6 +130,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     uploadConcurrency: config.workerConcurrency,
     workflowBundle: workflowBundle.codePath,
+    metrics: metricsOn ? `http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics` : null,
   });
   try {
     await workers.run();

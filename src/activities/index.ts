@@ -7,6 +7,7 @@ import { reconcile, type ReconcileReport } from '../service/reconciler';
 import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
 import { fromTemporalLogger, type Logger } from '../log';
+import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/worker-metrics';
 import { createGateActivities } from './gate';
 import { makeUpload } from './upload';
 
@@ -19,17 +20,29 @@ export interface ActivityDeps {
   progressIntervalMs?: number;
   /** The worker's Temporal client: the reconciler reads visibility and queries workflows with it. */
   client?: Client;
+  /** Upload outcomes and durations, projection write errors (src/metrics/worker-metrics.ts); absent: not recorded. */
+  metrics?: WorkerMetrics;
 }
 
 /** All activities, closed over their dependencies; the worker builds the clients and injects them. */
 export function createActivities(deps: ActivityDeps) {
+  const metrics = deps.metrics ?? NO_WORKER_METRICS;
+  /** A failed projection write is counted, then thrown on (the activity's retries decide what happens next). */
+  const counted = async <T>(write: 'task' | 'review', run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      metrics.projectionWriteError(write);
+      throw err;
+    }
+  };
   return {
     upload: makeUpload(deps),
     ...createGateActivities({ accounts: deps.accounts, log: deps.log, client: deps.client }),
 
     /** Mirror a task document into Redis (versioned: stale writes are ignored). */
     async projectTask(doc: TaskDoc): Promise<'applied' | 'stale'> {
-      return deps.store.write(doc);
+      return counted('task', () => deps.store.write(doc));
     },
 
     /**
@@ -37,7 +50,7 @@ export function createActivities(deps: ActivityDeps) {
      * tells the operators' log. Same versioned write path as every other projection write.
      */
     async fileReview(doc: TaskDoc): Promise<'applied' | 'stale'> {
-      const outcome = await deps.store.write(doc);
+      const outcome = await counted('review', () => deps.store.write(doc));
       if (outcome === 'applied' && doc.review) {
         // The SDK's activity logger adds workflowId, runId and attempt (the activity's; the task's is taskAttempt).
         Context.current().log.warn('review filed', {

@@ -4,8 +4,10 @@ import type { AccountRegistry } from '../platforms/accounts';
 import type { DriverRegistry } from '../platforms';
 import { PublishError } from '../platforms/types';
 import type { ProjectionStore } from '../projection/store';
-import type { Progress, PublishRequest, PublishResult } from '../shared/types';
+import { ERROR_KINDS, type Progress, type PublishRequest, type PublishResult } from '../shared/types';
 import { fromTemporalLogger, type Logger } from '../log';
+import { UPLOAD_OUTCOME_CANCELLED, UPLOAD_OUTCOME_SUCCESS } from '../metrics/names';
+import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/worker-metrics';
 
 export interface UploadInput {
   taskId: string;
@@ -21,6 +23,8 @@ export interface UploadDeps {
   log: Logger;
   /** How often progress may reach Redis; the issue says at most once a second. */
   progressIntervalMs?: number;
+  /** Records each attempt's outcome and duration; absent: nothing is recorded. */
+  metrics?: WorkerMetrics;
 }
 
 /** Every failure leaves here as a non-retryable ApplicationFailure whose type is the error kind. */
@@ -30,8 +34,23 @@ function failure(kind: string, message: string, details: Record<string, unknown>
 
 export function makeUpload(deps: UploadDeps) {
   const progressIntervalMs = deps.progressIntervalMs ?? 1000;
+  const metrics = deps.metrics ?? NO_WORKER_METRICS;
 
-  return async function upload({ taskId, attempt, request }: UploadInput): Promise<PublishResult> {
+  // Each attempt's outcome and duration, however it ends (also the failures before the driver is called).
+  return async function upload(input: UploadInput): Promise<PublishResult> {
+    const startedAt = performance.now();
+    let outcome: string = UPLOAD_OUTCOME_SUCCESS;
+    try {
+      return await runAttempt(input);
+    } catch (err) {
+      outcome = outcomeOf(err);
+      throw err;
+    } finally {
+      metrics.upload({ platform: input.request.platform, outcome, seconds: (performance.now() - startedAt) / 1000 });
+    }
+  };
+
+  async function runAttempt({ taskId, attempt, request }: UploadInput): Promise<PublishResult> {
     const ctx = Context.current();
     const driver = deps.drivers.get(request.platform);
     if (!driver) throw failure('Internal', `no driver for platform "${request.platform}"`);
@@ -56,7 +75,7 @@ export function makeUpload(deps: UploadDeps) {
       lastWrite = Date.now();
       pendingWrite = null;
       // Redis being down must never fail an upload: progress is best-effort.
-      deps.store.writeProgress(taskId, attempt, p).catch(() => undefined);
+      deps.store.writeProgress(taskId, attempt, p).catch(() => metrics.projectionWriteError('progress'));
     };
     const progress = (p: Progress) => {
       last = { percent: Math.max(0, Math.min(100, Math.round(p.percent))), stage: p.stage };
@@ -122,5 +141,13 @@ export function makeUpload(deps: UploadDeps) {
       clearInterval(beat);
       if (flushTimer) clearTimeout(flushTimer);
     }
-  };
+  }
+}
+
+/** The outcome label of an attempt that threw: every failure leaves `runAttempt` as a CancelledFailure or `failure()`. */
+function outcomeOf(err: unknown): string {
+  if (err instanceof CancelledFailure) return UPLOAD_OUTCOME_CANCELLED;
+  const kind = err instanceof ApplicationFailure ? err.type : undefined;
+  // Bounded: a type that is not an error kind (none today) is counted as Unconfirmed, as the workflow reads it.
+  return kind && (ERROR_KINDS as readonly string[]).includes(kind) ? kind : 'Unconfirmed';
 }

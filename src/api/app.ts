@@ -7,6 +7,7 @@ import type { KeyRegistry } from '../auth/key-registry';
 import type { TokenBucketLimiter } from '../auth/rate-limit';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { registerMetricsRoutes } from '../metrics/api-metrics';
 import { createService, type PubflowService, type ServiceDeps } from '../service';
 import { registerAccountRoutes } from './accounts';
 import { authenticate, createRateLimiter, loadKeyRegistry, principalOf, rateLimit, requireRole as role } from './auth';
@@ -52,6 +53,8 @@ export function createApp(deps: AppDeps): express.Express {
   const limiter = deps.limiter !== undefined ? deps.limiter : apiConfig ? createRateLimiter({ api: apiConfig }) : null;
   const app = express();
   app.disable('x-powered-by');
+  // First: counts every request. GET /metrics needs a key with the viewer role, as every GET (src/metrics/api-metrics.ts).
+  registerMetricsRoutes(app, deps, authenticate(keys, { log: deps.log }), rateLimit(limiter), role('viewer'));
   // A method a documented path does not have is 405 with Allow (before the key check: it says nothing about tasks).
   app.use(methodGuard(ROUTES));
 

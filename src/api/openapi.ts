@@ -49,6 +49,8 @@ export interface ResponseSpec {
   schema: z.ZodType;
   /** Error responses: the `error.code` values this status can carry on this route. */
   codes?: readonly string[];
+  /** Default application/json. */
+  mediaType?: string;
 }
 
 export interface RouteSpec {
@@ -139,6 +141,17 @@ export const ROUTES: readonly RouteSpec[] = [
     path: '/openapi.json',
     summary: 'This document',
     responses: { 200: { description: 'The OpenAPI 3.1 document', schema: OpenApiDocumentSchema }, ...internal },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics: HTTP requests, tasks by status, open reviews, accounts needing a login',
+    role: 'viewer',
+    responses: {
+      200: { description: 'Prometheus text format 0.0.4', schema: z.string(), mediaType: 'text/plain' },
+      ...accessControlResponses,
+      ...internal,
+    },
   },
   v1({
     method: 'post',
@@ -464,7 +477,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
     for (const [status, resp] of Object.entries(r.responses)) {
       const schema =
         resp.schema === ErrorBody ? errorSchema(resp.codes) : { $ref: `${REF}${responses.ids.get(resp.schema)!}` };
-      responseObjects[status] = { description: resp.description, content: { 'application/json': { schema } } };
+      const mediaType = resp.mediaType ?? 'application/json';
+      responseObjects[status] = { description: resp.description, content: { [mediaType]: { schema } } };
     }
     const operation: Record<string, unknown> = {
       operationId: nameOf(r.method, r.path, ''),
@@ -479,8 +493,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
           }
         : {}),
       responses: responseObjects,
-      // Every /api/v1 route takes an API key (docs/security.md); /healthz, /readyz and this document stay open.
-      ...(r.path.startsWith('/api/v1/') ? { security: [{ [SECURITY_SCHEME]: [] }] } : {}),
+      // Every /api/v1 route and /metrics take an API key (docs/security.md); /healthz, /readyz and this document stay open.
+      ...(r.role ? { security: [{ [SECURITY_SCHEME]: [] }] } : {}),
       ...(r.role ? { 'x-pubflow-role': r.role } : {}),
     };
     (paths[openApiPath(r.path)] ??= {})[r.method] = operation;

@@ -30,6 +30,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  metricMeter,
   proxyLocalActivities,
   setHandler,
   upsertMemo,
@@ -451,6 +452,7 @@ export class GateTurns {
       // after that is asked again later, never preempted.
       leaseMs: Math.min(args.policy.uploadTimeoutMs + args.policy.heartbeatTimeoutMs, MAX_LEASE_MS),
     };
+    const askedAt = Date.now();
     try {
       await this.take(turn, 'account', args.accountId, accountGateId(args.accountId, taskQueue), {
         ...base,
@@ -463,6 +465,11 @@ export class GateTurns {
           ...base,
           slots: Math.max(1, limits.platformMaxConcurrent),
         });
+      // pubflow_gate_wait_seconds (src/metrics/names.ts). The SDK's meter emits nothing on replay and adds no
+      // command, so this needs no patch; it can only be made inside a workflow context, hence here.
+      metricMeter
+        .createHistogram('pubflow_gate_wait_seconds', 'float', 's', 'Time from asking for a turn to getting it')
+        .record((Date.now() - askedAt) / 1000, { platform: args.platform });
       return turn;
     } catch (err) {
       await this.release(turn);

@@ -37,8 +37,8 @@ const routes = ROUTES.map((r) => ({
   path: r.path.replace(/:(\w+)/g, 'no-such-$1'),
   spec: `${r.method.toUpperCase()} ${openApiPath(r.path)}`,
 }));
-const guarded = routes.filter((r) => r.path.startsWith('/api/v1/'));
-const open = routes.filter((r) => !r.path.startsWith('/api/v1/'));
+const guarded = routes.filter((r) => r.path.startsWith('/api/v1/') || r.path === '/metrics');
+const open = routes.filter((r) => !guarded.includes(r));
 
 function send(method: string, path: string, headers: Record<string, string> = {}) {
   const agent = request(stack.app);

@@ -112,7 +112,7 @@ describe('a method a documented path does not have is 405 with Allow, not 404', 
 
 describe('the document declares the API key', () => {
   // Without a security scheme Schemathesis cannot check that a route refuses a request without the key.
-  test('every /api/v1 operation takes the bearer scheme; /healthz, /readyz and /openapi.json none', () => {
+  test('every /api/v1 operation and /metrics take the bearer scheme; /healthz, /readyz and /openapi.json none', () => {
     const doc = openApiDocument as unknown as {
       paths: Record<string, Record<string, { security?: unknown }>>;
       components: { securitySchemes: Record<string, unknown> };
@@ -123,7 +123,7 @@ describe('the document declares the API key', () => {
         expect({ method, path, security: op.security }).toEqual({
           method,
           path,
-          security: path.startsWith('/api/v1/') ? [{ [SECURITY_SCHEME]: [] }] : undefined,
+          security: path.startsWith('/api/v1/') || path === '/metrics' ? [{ [SECURITY_SCHEME]: [] }] : undefined,
         });
   });
 });

@@ -39,12 +39,13 @@ export const RIGHTS: ReadonlyArray<readonly [Method, RegExp, Role]> = [
   ['POST', /^\/api\/v1\/accounts\/[^/]+\/reactivate$/, 'operator'],
   ['DELETE', /^\/api\/v1\/tasks\/[^/]+$/, 'admin'],
   ['GET', /^\/api\/v1\//, 'viewer'],
+  ['GET', /^\/metrics$/, 'viewer'],
 ];
 
 /** The least role for a request, or null for the open routes (health checks, the spec). Unknown routes: viewer. */
 export function leastRole(method: string, url: string): Role | null {
   const p = url.split('?')[0]!;
-  if (!p.startsWith('/api/v1/')) return null;
+  if (!p.startsWith('/api/v1/') && p !== '/metrics') return null;
   const m = method.toUpperCase();
   for (const [rm, re, role] of RIGHTS) if ((rm === m || (m === 'HEAD' && rm === 'GET')) && re.test(p)) return role;
   return 'viewer';

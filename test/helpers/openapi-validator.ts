@@ -112,7 +112,12 @@ export class OpenApiValidator {
     const response = op.responses[String(r.status)];
     if (!response) return [`${where}: status ${r.status} is not documented for ${r.method} ${template}`];
     const schema = response.content?.['application/json']?.schema;
-    if (!schema) return r.body === '' ? [] : [`${where}: a body, where the document declares none`];
+    if (!schema) {
+      // A documented text body (GET /metrics): the content type must be the documented one.
+      const text = Object.keys(response.content ?? {}).find((t) => t.startsWith('text/'));
+      if (text) return r.contentType?.startsWith(text) ? [] : [`${where}: content type ${r.contentType}, not ${text}`];
+      return r.body === '' ? [] : [`${where}: a body, where the document declares none`];
+    }
     return this.checkBody(where, schema, r);
   }
 

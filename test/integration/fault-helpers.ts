@@ -238,6 +238,8 @@ export const FAULT_ENV: Record<string, string> = {
   PUBFLOW_UPLOAD_TIMEOUT: '90s',
   PUBFLOW_SHUTDOWN_GRACE: '5s',
   PUBFLOW_WORKER_CONCURRENCY: '2',
+  // No metrics endpoint: several workers per test, and test files side by side, would compete for one port.
+  PUBFLOW_WORKER_METRICS_PORT: '0',
 };
 
 export async function startFaultStack(opts: { name: string; accounts?: number }): Promise<FaultStack> {

@@ -101,7 +101,9 @@ async function upEnv(dataDir: string, over: Record<string, string>): Promise<Nod
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env))
     if (!/^(PUBFLOW_|TEMPORAL_|REDIS_|JEST_)/.test(k) && k !== 'NODE_OPTIONS') env[k] = v;
-  const [temporalPort, uiPort, redisPort, apiPort] = await Promise.all([
+  const [temporalPort, uiPort, redisPort, apiPort, promPort, workerMetricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -115,6 +117,8 @@ async function upEnv(dataDir: string, over: Record<string, string>): Promise<Nod
     TEMPORAL_UI_PORT: String(uiPort),
     REDIS_PORT: String(redisPort),
     PUBFLOW_API_PORT: String(apiPort),
+    PROMETHEUS_PORT: String(promPort),
+    PUBFLOW_WORKER_METRICS_PORT: String(workerMetricsPort),
     PUBFLOW_API_HOST: '127.0.0.1',
     // The test polls every task every 100 ms, past the default 20/s of one key (the limiter: auth-routes.test.ts).
     PUBFLOW_API_RATE_LIMIT: '500/s',
