@@ -1,0 +1,179 @@
+/**
+ * The desk over plain HTTP against the real stack: its role table is the API's (checked against the API itself, so
+ * the two cannot drift), CSRF and roles guard every action, bad input is a 400 naming the field, and the session
+ * cookie is the only credential.
+ */
+import http from 'node:http';
+import request from 'supertest';
+import { ROLES, type Role } from '../../src/auth/roles';
+import { DESK_ACTIONS, type DeskAction } from '../../src/desk/actions';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { startDeskStack, type DeskStack } from './desk-stack';
+
+let receiver: WebhookReceiver;
+let stack: DeskStack;
+
+beforeAll(async () => {
+  receiver = await WebhookReceiver.start();
+  stack = await startDeskStack({ webhookUrl: receiver.url });
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await receiver?.close();
+});
+
+/** Signs in with a role's key; returns the session cookie and the page's CSRF token. */
+async function session(role: Role): Promise<{ cookie: string; csrf: string }> {
+  const login = await request(stack.url).post('/ui/login').type('form').send({ token: stack.keys.tokens[role] });
+  expect(login.status).toBe(303);
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const page = await request(stack.url).get('/ui/reviews').set('Cookie', cookie);
+  expect(page.status).toBe(200);
+  const csrf = /name="csrf-token" content="([^"]+)"/.exec(page.text)![1]!;
+  return { cookie, csrf };
+}
+
+/** Each desk action and the API route it stands for (an unknown target: the role check comes first). */
+const ROUTES: Record<DeskAction, { desk: string; api: string }> = {
+  retry: { desk: '/ui/reviews/t-none/retry', api: '/api/v1/reviews/t-none/retry' },
+  resolve: { desk: '/ui/reviews/t-none/resolve', api: '/api/v1/reviews/t-none/resolve' },
+  discard: { desk: '/ui/reviews/t-none/discard', api: '/api/v1/reviews/t-none/discard' },
+  retryAll: { desk: '/ui/reviews/retry-all', api: '/api/v1/reviews/retry-all' },
+  reactivate: { desk: '/ui/accounts/scr-1/reactivate', api: '/api/v1/accounts/scr-1/reactivate' },
+  cancel: { desk: '/ui/tasks/t-none/cancel', api: '/api/v1/tasks/t-none/cancel' },
+};
+
+test.each(Object.keys(DESK_ACTIONS) as DeskAction[])(
+  'desk action %s needs exactly the role of its API route, and the desk refuses the role below it',
+  async (action) => {
+    const required = DESK_ACTIONS[action];
+    const below = ROLES[ROLES.indexOf(required) - 1]!;
+    const { desk, api } = ROUTES[action];
+    // The API's own answer names the role it needs.
+    const apiBelow = await stack.api(below).post(api).send({});
+    expect(apiBelow.status).toBe(403);
+    expect(apiBelow.body.error.details).toEqual({ required, role: below });
+    const apiAt = await stack.api(required).post(api).send({});
+    expect(apiAt.status).not.toBe(403);
+
+    const s = await session(below);
+    const res = await request(stack.url)
+      .post(desk)
+      .set({ Cookie: s.cookie, Accept: 'application/json', 'X-CSRF-Token': s.csrf })
+      .send({});
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatchObject({ code: 'forbidden', details: { required, role: below } });
+  },
+);
+
+test("an action without the CSRF token, or with another session's, is 403; a page without a session redirects to sign-in", async () => {
+  const a = await session('operator');
+  const b = await session('operator');
+  expect(a.csrf).not.toBe(b.csrf);
+  const none = await request(stack.url)
+    .post('/ui/accounts/scr-1/reactivate')
+    .set({ Cookie: a.cookie, Accept: 'application/json' })
+    .type('form')
+    .send({ note: 'x' });
+  expect(none.status).toBe(403);
+  expect(none.body.error.code).toBe('csrf');
+  const other = await request(stack.url)
+    .post('/ui/accounts/scr-1/reactivate')
+    .set({ Cookie: a.cookie, Accept: 'application/json' })
+    .type('form')
+    .send({ _csrf: b.csrf });
+  expect(other.status).toBe(403);
+  // The right token gets through to the service: scr-1 does not need a login (409), rather than 403.
+  const ok = await request(stack.url)
+    .post('/ui/accounts/scr-1/reactivate')
+    .set({ Cookie: a.cookie, Accept: 'application/json' })
+    .type('form')
+    .send({ _csrf: a.csrf });
+  expect(ok.status).toBe(409);
+  expect(ok.body.error.code).toBe('not_needing_login');
+
+  const anon = await request(stack.url).get('/ui/reviews');
+  expect(anon.status).toBe(303);
+  expect(anon.headers.location).toBe('/ui/login');
+  const anonPost = await request(stack.url).post('/ui/reviews/retry-all').type('form').send({ confirm: 'yes' });
+  expect(anonPost.status).toBe(401);
+  // A bearer token is no desk credential: only the session cookie is.
+  const bearer = await request(stack.url).get('/ui/reviews').set(stack.keys.header('admin'));
+  expect(bearer.status).toBe(303);
+});
+
+test('bad input is a 400 naming the field; an unknown task is a 404 page', async () => {
+  const s = await session('operator');
+  const bad = await request(stack.url)
+    .post('/ui/reviews/t-none/resolve')
+    .set({ Cookie: s.cookie, Accept: 'application/json' })
+    .type('form')
+    .send({ _csrf: s.csrf, url: 'javascript:alert(1)' });
+  expect(bad.status).toBe(400);
+  expect(bad.body.error.details).toEqual([expect.objectContaining({ field: 'body.url' })]);
+  const q = await request(stack.url).get('/ui/tasks?limit=0').set('Cookie', s.cookie);
+  expect(q.status).toBe(400);
+  expect(q.text).toContain('query.limit');
+  const missing = await request(stack.url).get('/ui/tasks/no-such-task').set('Cookie', s.cookie);
+  expect(missing.status).toBe(404);
+  expect(missing.text).toContain('task no-such-task not found');
+  const bulkUnconfirmed = await request(stack.url)
+    .post('/ui/reviews/retry-all')
+    .set({ Cookie: s.cookie })
+    .type('form')
+    .send({ _csrf: s.csrf });
+  expect(bulkUnconfirmed.status).toBe(400);
+  expect(bulkUnconfirmed.text).toContain('confirm');
+});
+
+test('pages carry a strict Content-Security-Policy and serve every asset themselves', async () => {
+  const s = await session('viewer');
+  const page = await request(stack.url).get('/ui/').set('Cookie', s.cookie);
+  expect(page.status).toBe(200);
+  expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+  expect(page.headers['content-security-policy']).toContain("default-src 'none'");
+  const srcs = [...page.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+  expect(srcs.filter((u) => /^(https?:)?\/\//.test(u))).toEqual([]);
+  for (const asset of ['/ui/assets/desk.js', '/ui/assets/desk.css']) {
+    const r = await request(stack.url).get(asset).set('Cookie', s.cookie);
+    expect(r.status).toBe(200);
+  }
+});
+
+test('the event stream sends a watched task and the queue counts', async () => {
+  const s = await session('viewer');
+  const pub = await stack
+    .api('publisher')
+    .post('/api/v1/publish')
+    .send({ platform: 'scripted', accountId: 'scr-1', video: { path: 'clip.mp4' }, title: 'live one' });
+  const id = (pub.body as { taskId: string }).taskId;
+  // Read the stream until the task has reached success and the counts have come.
+  const text = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const req = http.get(`${stack.url}/ui/events?ids=${encodeURIComponent(id)}&stats=1`, {
+      headers: { Cookie: s.cookie },
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no success event within 30 s; got: ${buf}`));
+    }, 30_000);
+    req.on('response', (res) => {
+      expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+      res.on('data', (chunk: Buffer) => {
+        buf += chunk.toString('utf8');
+        if (/"status":"success"/.test(buf) && buf.includes('event: stats')) {
+          clearTimeout(timer);
+          req.destroy();
+          resolve(buf);
+        }
+      });
+    });
+    req.on('error', (err) => {
+      if (!buf.includes('"status":"success"')) reject(err);
+    });
+  });
+  expect(text).toContain('event: task');
+  expect(text).toContain(`"id":"${id}"`);
+  expect(text).toContain('"title":"live one"');
+});
