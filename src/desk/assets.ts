@@ -65,6 +65,11 @@ export const DESK_JS = `// pubflow desk: a little vanilla JS over server-rendere
         if (el.closest('[data-live-id]') !== row) return;
         el.textContent = t.counts ? countsText(t.counts) : t.progress ? t.progress.percent + '% ' + t.progress.stage : '';
       });
+      // A finished task offers no cancel any more (the server would answer 409 anyway).
+      var finished = t.status === 'success' || t.status === 'cancelled' || (t.status === 'failed' && !(t.review && t.review.open));
+      row.querySelectorAll('[data-while-open]').forEach(function (el) {
+        if (el.closest('[data-live-id]') === row) el.hidden = finished;
+      });
       if (t.title !== null) {
         row.querySelectorAll('[data-field="title"]').forEach(function (el) {
           if (el.closest('[data-live-id]') === row) el.textContent = t.title;
@@ -154,6 +159,7 @@ export const DESK_JS = `// pubflow desk: a little vanilla JS over server-rendere
 
 export const DESK_CSS = `/* pubflow desk: plain CSS, no framework. */
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; background: #f4f6f9; }
 header.top { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
 header.top a { color: #cfd8e6; text-decoration: none; }

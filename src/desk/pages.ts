@@ -533,7 +533,13 @@ export function taskPage(ctx: PageContext, d: TaskPageData): Html {
         </dl>
         ${
           cancellable && can(ctx, 'cancel')
-            ? html`<form method="post" action="/ui/tasks/${enc}/cancel" class="inline" data-confirm="Cancel this task?">
+            ? html`<form
+                method="post"
+                action="/ui/tasks/${enc}/cancel"
+                class="inline"
+                data-confirm="Cancel this task?"
+                data-while-open
+              >
                 ${csrfField(ctx)} <input name="note" placeholder="note" /><button type="submit" data-testid="cancel">
                   Cancel task
                 </button>

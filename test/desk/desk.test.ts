@@ -122,6 +122,7 @@ test('a failed webhook publish appears in Reviews; a retry with a corrected titl
   await page.evaluate(() => ((globalThis as unknown as { deskMark: number }).deskMark = 42));
 
   await waitForText(page, chip, '^success$');
+  await page.waitForSelector('[data-testid="cancel"]', { hidden: true, timeout: 5000 });
   // Still the same document: the status changed over the event stream, not by reloading.
   expect(await page.evaluate(() => (globalThis as unknown as { deskMark?: number }).deskMark)).toBe(42);
   await shot(page, 'task');
