@@ -9,7 +9,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type Redis from 'ioredis';
 import type { KeyRegistry } from '../auth/key-registry';
-import type { TokenBucketLimiter } from '../auth/rate-limit';
+import { TokenBucketLimiter } from '../auth/rate-limit';
 import { roleAtLeast, type Principal } from '../auth/roles';
 import type { Logger } from '../log';
 import type { TaskStateManager } from '../projection/task-state-manager';
@@ -154,7 +154,20 @@ export function createDeskRouter(deps: DeskDeps): Router {
     send(res, 200, loginPage(null));
   });
 
+  // Sign-in attempts per client address: 30 at once, then one every 2 s (tokens are long and random; this keeps a
+  // guessing loop from costing CPU). The buckets start afresh every 10,000 attempts, so memory stays bounded.
+  let signIns = new TokenBucketLimiter({ perSecond: 0.5, burst: 30 });
+  let signInAttempts = 0;
   router.post('/ui/login', form, (req, res) => {
+    if (++signInAttempts > 10_000) {
+      signIns = new TokenBucketLimiter(signIns.limit);
+      signInAttempts = 0;
+    }
+    const gate = signIns.take(req.ip ?? '');
+    if (!gate.allowed) {
+      res.set('Retry-After', String(gate.retryAfterSeconds));
+      return send(res, 429, loginPage(`Too many sign-in attempts; try again in ${gate.retryAfterSeconds} s.`));
+    }
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
     const principal = token && keys ? keys.lookup(token) : null;
     if (!principal) {

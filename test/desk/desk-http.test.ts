@@ -177,3 +177,25 @@ test('the event stream sends a watched task and the queue counts', async () => {
   expect(text).toContain(`"id":"${id}"`);
   expect(text).toContain('"title":"live one"');
 });
+
+// Last in this file: it uses up this address's sign-in attempts.
+test('sign-in attempts from one address are limited: 429 with Retry-After, and a good key waits its turn too', async () => {
+  let status = 0;
+  let tries = 0;
+  while (status !== 429 && tries < 100) {
+    tries++;
+    status = (
+      await request(stack.url)
+        .post('/ui/login')
+        .type('form')
+        .send({ token: `pf_guess-${tries}` })
+    ).status;
+    if (status !== 429) expect(status).toBe(401);
+  }
+  expect(status).toBe(429);
+  expect(tries).toBeLessThanOrEqual(31);
+  const good = await request(stack.url).post('/ui/login').type('form').send({ token: stack.keys.tokens.viewer });
+  expect(good.status).toBe(429);
+  expect(Number(good.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  expect(good.headers['set-cookie']).toBeUndefined();
+});
