@@ -7,6 +7,8 @@ import http from 'node:http';
 import request from 'supertest';
 import { ROLES, type Role } from '../../src/auth/roles';
 import { DESK_ACTIONS, type DeskAction } from '../../src/desk/actions';
+import type { TaskDoc } from '../../src/shared/types';
+import { waitUntil } from '../helpers/polling';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 import { startDeskStack, type DeskStack } from './desk-stack';
 
@@ -22,6 +24,11 @@ afterAll(async () => {
   await stack?.close();
   await receiver?.close();
 });
+
+const docOf = async (id: string): Promise<TaskDoc | null> => {
+  const raw = await stack.redis.get(`celery:task:${id}`);
+  return raw ? (JSON.parse(raw) as TaskDoc) : null;
+};
 
 /** Signs in with a role's key; returns the session cookie and the page's CSRF token. */
 async function session(role: Role): Promise<{ cookie: string; csrf: string }> {
@@ -176,6 +183,82 @@ test('the event stream sends a watched task and the queue counts', async () => {
   expect(text).toContain('event: task');
   expect(text).toContain(`"id":"${id}"`);
   expect(text).toContain('"title":"live one"');
+});
+
+test('the Reviews forms resolve with a URL, discard with a note and retry with only what changed; each is audited', async () => {
+  receiver.behaviour = (r) => (r.attempt <= 1 ? { status: 500 } : { status: 200 });
+  const publishHook = async (title: string) => {
+    const res = await stack
+      .api('publisher')
+      .post('/api/v1/publish')
+      .send({ platform: 'webhook', accountId: 'hook', video: { path: 'clip.mp4' }, title, tags: ['a', 'b'] });
+    return (res.body as { taskId: string }).taskId;
+  };
+  const [toResolve, toDiscard, toRetry] = await Promise.all([
+    publishHook('r-1'),
+    publishHook('d-1'),
+    publishHook('t-1'),
+  ]);
+  for (const id of [toResolve, toDiscard, toRetry])
+    await waitUntil(`${id} in review`, async () => ((await docOf(id))?.review?.open ? true : undefined));
+  const s = await session('operator');
+  const post = (path: string, form: Record<string, string>) =>
+    request(stack.url)
+      .post(path)
+      .set('Cookie', s.cookie)
+      .type('form')
+      .send({ _csrf: s.csrf, ...form });
+
+  const resolved = await post(`/ui/reviews/${encodeURIComponent(toResolve)}/resolve`, {
+    url: 'https://cms.example/p/1',
+    note: 'it was there',
+  });
+  expect(resolved.status).toBe(303);
+  expect(resolved.headers.location).toBe('/ui/reviews');
+  const discarded = await post(`/ui/reviews/${encodeURIComponent(toDiscard)}/discard`, { note: 'duplicate' });
+  expect(discarded.status).toBe(303);
+  // The retry form sends every field back as shown; nothing changed but the video, so only the video is patched.
+  const retried = await post(`/ui/reviews/${encodeURIComponent(toRetry)}/retry`, {
+    title: 't-1',
+    description: '',
+    tags: 'a, b',
+    accountId: 'hook',
+    video: 'fixed.mp4',
+    note: 'new cut',
+  });
+  expect(retried.status).toBe(303);
+  expect(retried.headers.location).toBe(`/ui/tasks/${encodeURIComponent(toRetry)}`);
+  const flash = await request(stack.url)
+    .get(retried.headers.location as string)
+    .set('Cookie', s.cookie);
+  expect(flash.text).toContain(`Retry sent for ${toRetry}.`);
+
+  const r = await waitUntil('resolved', async () => {
+    const d = await docOf(toResolve);
+    return d?.status === 'success' ? d : undefined;
+  });
+  expect(r.result?.url).toBe('https://cms.example/p/1');
+  expect(r.decisions?.at(-1)).toMatchObject({ action: 'resolve', by: 'test-operator', note: 'it was there' });
+  const d = await waitUntil('discarded', async () => {
+    const x = await docOf(toDiscard);
+    return x?.review?.open === false ? x : undefined;
+  });
+  expect(d.decisions?.at(-1)).toMatchObject({ action: 'discard', by: 'test-operator', note: 'duplicate' });
+  const t = await waitUntil('retried', async () => {
+    const x = await docOf(toRetry);
+    return x?.status === 'success' ? x : undefined;
+  });
+  expect(t.data).toMatchObject({ title: 't-1', tags: ['a', 'b'] });
+  expect(t.data).not.toHaveProperty('description'); // the empty, unchanged field was not sent as a patch
+  expect(String((t.data.video as { path: string }).path)).toMatch(/fixed\.mp4$/);
+  expect(receiver.requestsFor(toRetry).map((x) => x.metadata.title)).toEqual(['t-1', 't-1']);
+  expect(receiver.requestsFor(toResolve)).toHaveLength(1); // resolving publishes nothing
+
+  const search = await request(stack.url)
+    .get(`/ui/tasks/search?id=${encodeURIComponent(toRetry)}`)
+    .set('Cookie', s.cookie);
+  expect(search.status).toBe(303);
+  expect(search.headers.location).toBe(`/ui/tasks/${encodeURIComponent(toRetry)}`);
 });
 
 // Last in this file: it uses up this address's sign-in attempts.
