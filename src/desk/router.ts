@@ -103,11 +103,28 @@ export function createDeskRouter(deps: DeskDeps): Router {
     res.set({
       'Content-Security-Policy': CSP,
       'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
+      // same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with its own form posts.
+      'Referrer-Policy': 'same-origin',
       'X-Frame-Options': 'DENY',
       'Cache-Control': 'no-store',
     });
     next();
+  });
+
+  // A POST from another site is refused outright (sign-in included, so nobody can be signed in to someone else's key
+  // by a forged form). Browsers send Origin with every POST; a client that sends none (a script) passes to the checks.
+  router.use('/ui', (req, res, next) => {
+    const origin = req.get('origin');
+    if (req.method !== 'POST' || !origin) return next();
+    let host: string | null = null;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      // "null" or garbage: not this site
+    }
+    if (host !== null && host === req.get('host')) return next();
+    log.warn('desk cross-site POST refused', { origin, path: req.path, ip: req.ip });
+    send(res, 403, errorPage(null, 403, 'cross-site request refused'));
   });
 
   router.get('/ui/assets/:name', (req, res) => {

@@ -110,6 +110,29 @@ test("an action without the CSRF token, or with another session's, is 403; a pag
   expect(bearer.status).toBe(303);
 });
 
+test('a POST from another origin is refused, sign-in included; the same origin passes', async () => {
+  const login = await request(stack.url)
+    .post('/ui/login')
+    .set('Origin', 'http://evil.example')
+    .type('form')
+    .send({ token: stack.keys.tokens.viewer });
+  expect(login.status).toBe(403);
+  expect(login.headers['set-cookie']).toBeUndefined();
+  const s = await session('operator');
+  const cross = await request(stack.url)
+    .post('/ui/accounts/scr-1/reactivate')
+    .set({ Cookie: s.cookie, Origin: 'null', Accept: 'application/json' })
+    .type('form')
+    .send({ _csrf: s.csrf });
+  expect(cross.status).toBe(403);
+  const same = await request(stack.url)
+    .post('/ui/accounts/scr-1/reactivate')
+    .set({ Cookie: s.cookie, Origin: stack.url, Accept: 'application/json' })
+    .type('form')
+    .send({ _csrf: s.csrf });
+  expect(same.status).toBe(409); // through to the service: scr-1 needs no login
+});
+
 test('bad input is a 400 naming the field; an unknown task is a 404 page', async () => {
   const s = await session('operator');
   const bad = await request(stack.url)
