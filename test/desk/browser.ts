@@ -9,8 +9,13 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { readToolEnv } from '../helpers/tools';
 
 export function chromiumPath(): string {
-  const fromEnv = process.env.PUBFLOW_CHROMIUM_PATH || readToolEnv().PUBFLOW_CHROMIUM;
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  const explicit = process.env.PUBFLOW_CHROMIUM_PATH;
+  if (explicit) {
+    if (existsSync(explicit)) return explicit;
+    throw new Error(`PUBFLOW_CHROMIUM_PATH=${explicit} does not exist; unset it, or run \`make tools\``);
+  }
+  const provisioned = readToolEnv().PUBFLOW_CHROMIUM;
+  if (provisioned && existsSync(provisioned)) return provisioned;
   for (const name of ['chromium', 'chromium-browser']) {
     try {
       const found = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
