@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import request from 'supertest';
+import { addKey, removeKey } from '../../src/auth/keys-file';
 import { ROLES, type Role } from '../../src/auth/roles';
 import { DESK_ACTIONS, type DeskAction } from '../../src/desk/actions';
 import type { TaskDoc } from '../../src/shared/types';
@@ -282,6 +283,21 @@ test('the Reviews forms resolve with a URL, discard with a note and retry with o
     .set('Cookie', s.cookie);
   expect(search.status).toBe(303);
   expect(search.headers.location).toBe(`/ui/tasks/${encodeURIComponent(toRetry)}`);
+});
+
+test('revoking a key ends its desk sessions at once', async () => {
+  const { token } = addKey(stack.keys.file, { name: 'desk-temp', role: 'operator' });
+  expect(stack.registry.reload()).toMatchObject({ ok: true });
+  const login = await request(stack.url).post('/ui/login').type('form').send({ token });
+  expect(login.status).toBe(303);
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  expect((await request(stack.url).get('/ui/accounts').set('Cookie', cookie)).status).toBe(200);
+
+  removeKey(stack.keys.file, 'desk-temp');
+  expect(stack.registry.reload()).toMatchObject({ ok: true });
+  const after = await request(stack.url).get('/ui/accounts').set('Cookie', cookie);
+  expect(after.status).toBe(303);
+  expect(after.headers.location).toBe('/ui/login');
 });
 
 // Last in this file: it uses up this address's sign-in attempts.

@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { createApp } from '../../src/api/app';
+import { KeyRegistry } from '../../src/auth/key-registry';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms';
@@ -31,6 +32,8 @@ export interface DeskStack {
   /** http://127.0.0.1:<port> */
   url: string;
   keys: TestKeys;
+  /** The registry the app reads its keys from; reload() after changing the file (src/api.ts watches it). */
+  registry: KeyRegistry;
   api(as?: Role): AuthedRequest;
   redis: Redis;
   client: Client;
@@ -140,7 +143,9 @@ export async function startDeskStack(opts: { webhookUrl: string }): Promise<Desk
     const connection = await Connection.connect({ address: dev.address });
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });
+    const registry = KeyRegistry.fromFile(keys.file);
     const app = createApp({
+      keys: registry,
       client,
       redis: apiRedis,
       tsm: new TaskStateManager(apiRedis),
@@ -164,6 +169,7 @@ export async function startDeskStack(opts: { webhookUrl: string }): Promise<Desk
     return {
       url: `http://127.0.0.1:${port}`,
       keys,
+      registry,
       api: (as?: Role) => authed(app, keys, as),
       redis,
       client,
