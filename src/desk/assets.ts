@@ -210,4 +210,8 @@ dl.doc dd { margin: 0; overflow-wrap: anywhere; }
 .pager a { margin-left: .6rem; }
 .hint { color: #667; font-size: 12px; }
 .progress { font-weight: 600; }
+.throughput svg rect.ok { fill: #3fa565; }
+.throughput svg rect.bad { fill: #d14b4b; }
+.throughput svg { background: #f7f8fa; border: 1px solid #eceff4; }
+.throughput { margin: 0; }
 `;

@@ -9,6 +9,7 @@ import type { Page, QueueStats } from '../projection/task-state-manager';
 import { TASK_STATUSES, type DecisionRecord, type TaskDoc } from '../shared/types';
 import { html, linkOrText, query, type Html } from './html';
 import { DESK_ACTIONS, type DeskAction } from './actions';
+import { throughputChart, type Throughput } from './throughput';
 
 export interface PageContext {
   principal: Principal;
@@ -159,6 +160,7 @@ function pager(
 
 export interface OverviewData {
   stats: QueueStats;
+  throughput: Throughput;
   reviews: Page<TaskDoc>;
   accounts: AccountView[];
 }
@@ -195,6 +197,10 @@ export function overviewPage(ctx: PageContext, d: OverviewData): Html {
             ><span class="n" data-stat="total">${d.stats.total}</span><span class="label">total</span></span
           >
         </div>
+      </section>
+      <section class="card">
+        <h2>Recent throughput</h2>
+        ${throughputChart(d.throughput)}
       </section>
       <section class="card">
         <h2>Open reviews <small>(${d.reviews.total})</small></h2>

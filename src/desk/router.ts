@@ -32,6 +32,7 @@ import { DESK_ACTIONS, type DeskAction } from './actions';
 import { DESK_CSS, DESK_JS } from './assets';
 import type { Html } from './html';
 import { LiveHub, MAX_LIVE_IDS } from './live';
+import { readThroughput } from './throughput';
 import {
   accountsPage,
   errorPage,
@@ -243,12 +244,13 @@ export function createDeskRouter(deps: DeskDeps): Router {
   router.get(
     '/ui/',
     page(async (req) => {
-      const [stats, reviews, accounts] = await Promise.all([
+      const [stats, reviews, accounts, throughput] = await Promise.all([
         tsm.getQueueStats(),
         tsm.listReviews({ limit: 1000 }),
         service.listAccounts(),
+        readThroughput(deps.redis, Date.now()),
       ]);
-      return overviewPage(ctxOf(req), { stats, reviews, accounts });
+      return overviewPage(ctxOf(req), { stats, reviews, accounts, throughput });
     }),
   );
 

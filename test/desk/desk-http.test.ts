@@ -285,6 +285,22 @@ test('the Reviews forms resolve with a URL, discard with a note and retry with o
   expect(search.headers.location).toBe(`/ui/tasks/${encodeURIComponent(toRetry)}`);
 });
 
+test('the overview charts the last hour: every finished task is counted once, as success or failed', async () => {
+  // Runs after the tests above have finished their tasks; nothing is moving now.
+  const [success, failed] = await Promise.all([
+    stack.redis.zcard('celery:index:status:success'),
+    stack.redis.zcard('celery:index:status:failed'),
+  ]);
+  expect(success).toBeGreaterThanOrEqual(3);
+  const s = await session('viewer');
+  const page = await request(stack.url).get('/ui/').set('Cookie', s.cookie);
+  expect(page.status).toBe(200);
+  expect(/<figcaption[^]*?<\/figcaption>/.exec(page.text)?.[0]).toContain(
+    `Last hour: <strong>${success}</strong> success, <strong>${failed}</strong> failed`,
+  );
+  expect(page.text).toMatch(/<svg\s+viewBox="0 0 360 60"/);
+});
+
 test('revoking a key ends its desk sessions at once', async () => {
   const { token } = addKey(stack.keys.file, { name: 'desk-temp', role: 'operator' });
   expect(stack.registry.reload()).toMatchObject({ ok: true });
