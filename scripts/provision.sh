@@ -182,3 +182,25 @@ ENV
 # Renamed into place, so a test reading .tools/env never sees it half-written.
 mv -f "$TOOLS/env.tmp" "$TOOLS/env"
 log "wrote .tools/env"
+
+# --- (d) Chromium, for the desk's browser tests (test/desk) -----------------------------------
+# Debian's chromium package, driven by puppeteer-core (which never downloads a browser of its own).
+chromium=""
+if [ -n "${PUBFLOW_CHROMIUM_PATH:-}" ]; then
+  [ -x "$PUBFLOW_CHROMIUM_PATH" ] || { log "PUBFLOW_CHROMIUM_PATH=$PUBFLOW_CHROMIUM_PATH is not an executable file"; exit 1; }
+  chromium="$PUBFLOW_CHROMIUM_PATH"
+elif command -v chromium >/dev/null 2>&1; then
+  chromium=$(command -v chromium)
+elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  log "chromium missing; installing Debian's chromium package (running as root)"
+  (apt-get install -y -qq --no-install-recommends chromium >&2 || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends chromium >&2; }) || true
+  chromium=$(command -v chromium || true)
+fi
+chromium_version=""
+if [ -n "$chromium" ]; then
+  chromium_version=$("$chromium" --version 2>/dev/null | sed -n 's/^Chromium \([0-9.]*\).*/\1/p' || true)
+  log "chromium ${chromium_version:-(version unknown)} at $chromium"
+else
+  log "WARNING: no chromium: the desk's browser tests (test/desk) will fail. Install Debian's chromium package (as root: make tools) or set PUBFLOW_CHROMIUM_PATH."
+fi
+printf 'PUBFLOW_CHROMIUM=%s\nPUBFLOW_CHROMIUM_VERSION=%s\n' "$chromium" "$chromium_version" >> "$TOOLS/env"

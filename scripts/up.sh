@@ -185,6 +185,7 @@ cat <<MSG
 
   pubflow is up.
     API            http://localhost:$PUBFLOW_API_PORT   (health: /healthz, ready: /readyz, spec: /openapi.json)
+    Desk           http://localhost:$PUBFLOW_API_PORT/ui/   (sign in with the admin token, or any key)
     API keys       $KEYS_MSG
     Temporal UI    http://localhost:$TEMPORAL_UI_PORT
     Prometheus     ${prometheus_url:-not running}

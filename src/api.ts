@@ -61,6 +61,10 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
         process.exit(0);
       });
     });
+    // Idle keep-alive sockets at once; after 2 s also what is still open (a desk tab's event stream never ends by
+    // itself), so a stop does not wait for the 10 s forced exit. A request in flight has those 2 s to be answered.
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 2000).unref();
     setTimeout(() => process.exit(0), 10_000).unref();
   };
   process.once('SIGINT', () => shutdown('SIGINT'));

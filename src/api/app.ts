@@ -7,6 +7,7 @@ import type { KeyRegistry } from '../auth/key-registry';
 import type { TokenBucketLimiter } from '../auth/rate-limit';
 import type { Config } from '../config';
 import type { Logger } from '../log';
+import { createDeskRouter } from '../desk/router';
 import { registerMetricsRoutes } from '../metrics/api-metrics';
 import { createService, type PubflowService, type ServiceDeps } from '../service';
 import { registerAccountRoutes } from './accounts';
@@ -143,6 +144,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   registerAccountRoutes(api, service);
 
+  app.use(createDeskRouter({ service, tsm, redis: deps.redis, keys, limiter, log: deps.log, config: deps.config }));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log));
   return app;

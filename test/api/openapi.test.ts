@@ -164,7 +164,8 @@ describe('against the running app', () => {
 
   test('the route table and the routes Express registers are the same set', () => {
     const table = ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`).sort();
-    expect(registeredRoutes(stack.app)).toEqual(table);
+    // The desk's pages (src/desk, docs/desk.md) are HTML for people, not API routes: not in the document.
+    expect(registeredRoutes(stack.app).filter((r) => !/^get \/$| \/ui(\/|$)/.test(r))).toEqual(table);
   });
 
   test("the fixtures' app checks every response", async () => {
