@@ -470,9 +470,10 @@ describe('WebhookDriver: memory', () => {
     expect(uploads[0]!.files.video!.size).toBe(size);
     expect(Number(uploads[0]!.headers['content-length'])).toBe(uploads[0]!.bodyBytes);
     // Buffers live outside the V8 heap, so the heap cap alone would not catch a driver that reads the whole file:
-    // the peak resident memory does. A quiet machine peaks near 80 MB; under a loaded `make test` freed buffers stay
-    // resident longer and runs have peaked at 226 and 238 MB. A driver that held the file would need over 1 GiB, so a
-    // 320 MB bound still fails it by a wide margin without failing on load.
-    expect(report.maxRssBytes).toBeLessThan(320 * 1024 * 1024);
+    // the peak resident memory does. This is a check that the file streams, not a memory goal (those are in bench/):
+    // a quiet machine peaks near 80 MB; under a loaded `make test` freed buffers stay resident longer, and runs have
+    // peaked at 226, 238 and (with a headless browser test beside it) 357 MB. A driver that held the file needs over
+    // 1 GiB, so half of that as the bound fails it by a wide margin without failing on load.
+    expect(report.maxRssBytes).toBeLessThan(512 * 1024 * 1024);
   }, 60_000);
 });
