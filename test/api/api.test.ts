@@ -16,21 +16,10 @@ import { accountGateId } from '../../src/shared/definitions';
 import type { TaskDoc } from '../../src/shared/types';
 import { waitUntil } from '../helpers/polling';
 import { freePort } from '../helpers/servers';
-import { docWhere, publish, publishBody, redisDoc, startApiStack, WEBHOOK_SECRET, type ApiStack } from './fixtures';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { docWhere, publish, publishBody, redisDoc, WEBHOOK_SECRET, type ApiStack, useApiStack } from './fixtures';
 
 let stack: ApiStack;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  stack = await startApiStack({ webhookUrl: receiver.url });
-});
-
-afterAll(async () => {
-  await stack?.close();
-  await receiver?.close();
-});
+useApiStack((s) => (stack = s));
 
 const api = () => stack.api();
 

@@ -4,22 +4,11 @@
  * `decisions` list that `GET /api/v1/tasks/:id` returns. Each action here is taken with the least role it needs.
  */
 import type { temporal } from '@temporalio/proto';
-import { docWhere, publish, publishBody, startApiStack, type ApiStack } from './fixtures';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { docWhere, publish, publishBody, type ApiStack, useApiStack } from './fixtures';
 import type { DecisionRecord, TaskDoc } from '../../src/shared/types';
 
 let stack: ApiStack;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  stack = await startApiStack({ webhookUrl: receiver.url });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-  await receiver?.close();
-});
+useApiStack((s) => (stack = s));
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 

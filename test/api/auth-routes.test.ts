@@ -15,21 +15,10 @@ import { loadAccounts } from '../../src/platforms/accounts';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import { leastRole } from '../helpers/api-keys';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
-import { redisDoc, publish, publishBody, startApiStack, type ApiStack } from './fixtures';
+import { redisDoc, publish, publishBody, type ApiStack, useApiStack } from './fixtures';
 
 let stack: ApiStack;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  stack = await startApiStack({ webhookUrl: receiver.url });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-  await receiver?.close();
-});
+useApiStack((s) => (stack = s));
 
 /** Every route of the app, with its path parameters filled in with an id that exists nowhere. */
 const routes = ROUTES.map((r) => ({

@@ -20,21 +20,10 @@ import { TaskStateManager } from '../../src/projection/task-state-manager';
 import { createService, InvalidInputError } from '../../src/service';
 import type { ParsedItem } from '../../src/service/publish';
 import { ScriptedDriver } from '../helpers/scripted-driver';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
-import { publishBody, startApiStack, type ApiStack } from './fixtures';
+import { publishBody, type ApiStack, useApiStack } from './fixtures';
 
 let stack: ApiStack;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  stack = await startApiStack({ webhookUrl: receiver.url });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-  await receiver?.close();
-});
+useApiStack((s) => (stack = s));
 
 test('while a 5,000-item batch has its media checked, the same process keeps answering other requests', async () => {
   const N = 5000;

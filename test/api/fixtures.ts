@@ -26,6 +26,7 @@ import { workflowBundle } from '../helpers/harness';
 import { validateResponses } from '../helpers/openapi-validator';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 import { startDevServer, startRedis, tempDir, type DevServer, type RedisServer } from '../helpers/servers';
 
 /** The credential the webhook account carries: it must reach the endpoint and nothing else. */
@@ -70,6 +71,27 @@ export interface ApiStackOptions {
   extraAccounts?: Array<{ id: string; platform: string; settings?: Record<string, unknown> }>;
   /** Upload slots of the worker (default 4). */
   uploadConcurrency?: number;
+}
+
+/**
+ * The test file's stack on a webhook receiver of its own: started before the file's tests (and handed to `use`),
+ * closed after them.
+ */
+export function useApiStack(
+  use: (stack: ApiStack, receiver: WebhookReceiver) => void,
+  opts: Omit<ApiStackOptions, 'webhookUrl'> = {},
+): void {
+  let stack: ApiStack | undefined;
+  let receiver: WebhookReceiver | undefined;
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    stack = await startApiStack({ ...opts, webhookUrl: receiver.url });
+    use(stack, receiver);
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
 }
 
 export async function startApiStack(opts: ApiStackOptions): Promise<ApiStack> {

@@ -8,21 +8,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { answerClientErrors } from '../../src/api/client-errors';
 import { buildOpenApiDocument, openApiDocument, SECURITY_SCHEME } from '../../src/api/openapi';
-import { publish, publishBody, startApiStack, type ApiStack } from './fixtures';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { publish, publishBody, type ApiStack, useApiStack } from './fixtures';
 
 let stack: ApiStack;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  stack = await startApiStack({ webhookUrl: receiver.url });
-});
-
-afterAll(async () => {
-  await stack?.close();
-  await receiver?.close();
-});
+useApiStack((s) => (stack = s));
 
 const api = () => stack.api();
 
