@@ -89,6 +89,11 @@ const EnvSchema = z.object({
    * `maxConcurrent`, e.g. {"webhook":{"minIntervalSeconds":0,"maxConcurrent":5}}.
    */
   PUBFLOW_PLATFORM_LIMITS: z.string().default('{}'),
+  /** Event webhook subscriptions (src/events/subscriptions.ts); unset: no events. */
+  PUBFLOW_EVENTS_FILE: z.string().optional(),
+  PUBFLOW_EVENTS_RETRY_INITIAL: duration('10s'),
+  PUBFLOW_EVENTS_RETRY_MAX_INTERVAL: duration('1h'),
+  PUBFLOW_EVENTS_GIVE_UP_AFTER: duration('24h'),
   PUBFLOW_LOG_LEVEL: z
     .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.enum(LOG_LEVELS))
     .default('info'),
@@ -114,6 +119,11 @@ export interface Config {
   pruneIntervalMs: number;
   /** A publishAt further ahead than this is refused. */
   scheduleHorizonMs: number;
+  /** Event webhooks: the subscriptions file (unset: none) and how deliveries are retried. */
+  events: {
+    file?: string;
+    retry: { initialIntervalMs: number; maximumIntervalMs: number; giveUpAfterMs: number };
+  };
   /** Queue limits per platform (PUBFLOW_PLATFORM_LIMITS). */
   platformLimits: Record<string, PlatformLimits>;
   /**
@@ -173,6 +183,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
     pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,
     scheduleHorizonMs: e.PUBFLOW_SCHEDULE_HORIZON,
+    events: {
+      file: e.PUBFLOW_EVENTS_FILE || undefined,
+      retry: {
+        initialIntervalMs: Math.max(1, e.PUBFLOW_EVENTS_RETRY_INITIAL),
+        maximumIntervalMs: Math.max(1, e.PUBFLOW_EVENTS_RETRY_MAX_INTERVAL),
+        giveUpAfterMs: Math.max(1000, e.PUBFLOW_EVENTS_GIVE_UP_AFTER),
+      },
+    },
     platformLimits,
     policyFor: (platform) => ({
       ...DEFAULT_POLICY,

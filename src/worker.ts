@@ -14,6 +14,9 @@ import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
 import { ensureSchedules } from './schedules';
 import { uploadQueueFor } from './shared/task-queues';
+import { eventsQueueFor } from './events/types';
+import { loadSubscriptions } from './events/subscriptions';
+import { EventWebhooks } from './events/webhooks';
 import { prebuiltWorkflowBundle } from './prebuilt-workflows';
 
 export interface PubflowWorkersOptions {
@@ -32,10 +35,13 @@ export interface PubflowWorkersOptions {
   workflowsPath?: string;
 }
 
-/** The two workers of one pubflow process. Run them together; shutting one down shuts both. */
+/** Event POSTs at once per worker process (each has a 10 s limit). */
+const EVENT_POST_SLOTS = 20;
+
+/** The workers of one pubflow process. Run them together; shutting one down shuts all. */
 export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
   const activities = createActivities(opts.deps);
-  const { upload, ...bookkeeping } = activities;
+  const { upload, postEvent, ...bookkeeping } = activities;
   const workflowSource = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: opts.workflowsPath ?? require.resolve('./workflows') };
@@ -59,16 +65,28 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime,
   });
+  // Event webhooks only: their POSTs on a queue of their own, so a slow receiver never takes a main-queue slot.
+  const events = opts.deps.events
+    ? await Worker.create({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        taskQueue: eventsQueueFor(opts.taskQueue),
+        activities: { postEvent },
+        maxConcurrentActivityTaskExecutions: EVENT_POST_SLOTS,
+        shutdownGraceTime,
+      })
+    : undefined;
+  const all = [main, uploads, ...(events ? [events] : [])];
   return {
     main,
     uploads,
-    /** Runs both until shutdown (SIGINT/SIGTERM or shutdown()). */
+    events,
+    /** Runs them all until shutdown (SIGINT/SIGTERM or shutdown()). */
     async run(): Promise<void> {
-      await Promise.all([main.run(), uploads.run()]);
+      await Promise.all(all.map((w) => w.run()));
     },
     shutdown(): void {
-      if (main.getState() === 'RUNNING') main.shutdown();
-      if (uploads.getState() === 'RUNNING') uploads.shutdown();
+      for (const w of all) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };
 }
@@ -100,6 +118,10 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
   const log = createLogger('worker');
   // Before anything connects: a missing bundle is a build problem, and should say so at once.
   const workflowBundle = prebuiltWorkflowBundle();
+  // A bad events file is a configuration error: stop before anything connects, naming the file and the field.
+  const events = config.events.file
+    ? new EventWebhooks({ subscriptions: loadSubscriptions(config.events.file), retry: config.events.retry })
+    : undefined;
   const metricsOn = installTemporalRuntime(log, config.logLevel, config.workerMetrics);
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
@@ -120,7 +142,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { store, accounts, drivers, log, client, metrics },
+    deps: { store, accounts, drivers, log, client, metrics, events },
     uploadConcurrency: config.workerConcurrency,
     shutdownGraceMs: config.shutdownGraceMs,
     workflowBundle,
@@ -131,6 +153,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     uploadConcurrency: config.workerConcurrency,
     workflowBundle: workflowBundle.codePath,
     metrics: metricsOn ? `http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics` : null,
+    eventSubscriptions: events?.subscriptions.list().length ?? 0,
   });
   try {
     await workers.run();

@@ -8,6 +8,7 @@ import type { ProjectionStore } from '../projection/store';
 import type { TaskDoc } from '../shared/types';
 import { fromTemporalLogger, type Logger } from '../log';
 import { NO_WORKER_METRICS, type WorkerMetrics } from '../metrics/worker-metrics';
+import { createEventActivities, type EventWebhooks } from '../events/webhooks';
 import { createGateActivities } from './gate';
 import { makeUpload } from './upload';
 
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   client?: Client;
   /** Upload outcomes and durations, projection write errors (src/metrics/worker-metrics.ts); absent: not recorded. */
   metrics?: WorkerMetrics;
+  /** Event webhooks (PUBFLOW_EVENTS_FILE, src/events/); absent: no events, nothing extra happens. */
+  events?: EventWebhooks;
 }
 
 /** All activities, closed over their dependencies; the worker builds the clients and injects them. */
@@ -36,13 +39,27 @@ export function createActivities(deps: ActivityDeps) {
       throw err;
     }
   };
+  /**
+   * A projection write and the events its document implies, side by side: neither waits for the other. An event
+   * describes the workflow's state (the truth), not the mirror, so a Redis outage must not hold it back; and a
+   * Temporal hiccup while starting a delivery must not hold back the mirror. Either failing fails the activity,
+   * whose retry repeats both (the write is versioned, a delivery's start idempotent): nothing is lost either way.
+   */
+  const projected = async (doc: TaskDoc, write: () => Promise<'applied' | 'stale'>) => {
+    if (!deps.events) return write();
+    const [written, emitted] = await Promise.allSettled([write(), deps.events.onDocument(doc)]);
+    if (written.status === 'rejected') throw written.reason;
+    if (emitted.status === 'rejected') throw emitted.reason;
+    return written.value;
+  };
   return {
     upload: makeUpload(deps),
     ...createGateActivities({ accounts: deps.accounts, log: deps.log, client: deps.client }),
+    ...createEventActivities(deps.events, metrics),
 
     /** Mirror a task document into Redis (versioned: stale writes are ignored). */
     async projectTask(doc: TaskDoc): Promise<'applied' | 'stale'> {
-      return counted('task', () => deps.store.write(doc));
+      return projected(doc, () => counted('task', () => deps.store.write(doc)));
     },
 
     /**
@@ -50,7 +67,7 @@ export function createActivities(deps: ActivityDeps) {
      * tells the operators' log. Same versioned write path as every other projection write.
      */
     async fileReview(doc: TaskDoc): Promise<'applied' | 'stale'> {
-      const outcome = await counted('review', () => deps.store.write(doc));
+      const outcome = await projected(doc, () => counted('review', () => deps.store.write(doc)));
       if (outcome === 'applied' && doc.review) {
         // The SDK's activity logger adds workflowId, runId and attempt (the activity's; the task's is taskAttempt).
         Context.current().log.warn('review filed', {

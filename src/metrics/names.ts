@@ -10,6 +10,10 @@ export const METRICS = {
   uploadDuration: 'pubflow_upload_duration_seconds',
   gateWait: 'pubflow_gate_wait_seconds',
   projectionWriteErrors: 'pubflow_projection_write_errors_total',
+  /** Event webhooks: one per delivery (subscription x event) that ended, by type and outcome. */
+  eventDeliveries: 'pubflow_event_deliveries_total',
+  /** Event webhooks: one per failed POST (each is retried until the delivery gives up), by type and reason. */
+  eventDeliveryFailures: 'pubflow_event_delivery_failures_total',
   // API
   httpRequests: 'pubflow_http_requests_total',
   httpDuration: 'pubflow_http_request_duration_seconds',

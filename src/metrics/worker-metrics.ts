@@ -7,6 +7,13 @@
  * turn is granted, in a workflow) can only emit metrics through the SDK's replay-safe `metricMeter`.
  */
 import type { MetricMeter } from '@temporalio/common';
+import {
+  ATTEMPT_FAILURES,
+  DELIVERY_OUTCOMES,
+  EVENT_TYPES,
+  type AttemptFailure,
+  type DeliveryOutcome,
+} from '../events/types';
 import type { Logger } from '../log';
 import { GATE_WAIT_BUCKETS, METRICS, PROJECTION_WRITES, UPLOAD_DURATION_BUCKETS, type ProjectionWrite } from './names';
 
@@ -15,9 +22,19 @@ export interface WorkerMetrics {
   /** One finished upload attempt: outcome is `success`, `cancelled` or the error kind. */
   upload(o: { platform: string; outcome: string; seconds: number }): void;
   projectionWriteError(write: ProjectionWrite): void;
+  // Optional: recorders written before event webhooks need not count them.
+  /** An event delivery ended: delivered, given up after its retries, or dropped (its subscription was removed). */
+  eventDelivery?(o: { type: string; outcome: DeliveryOutcome }): void;
+  /** One POST of an event failed (it is retried). */
+  eventAttemptFailed?(o: { type: string; reason: AttemptFailure }): void;
 }
 
-export const NO_WORKER_METRICS: WorkerMetrics = { upload() {}, projectionWriteError() {} };
+export const NO_WORKER_METRICS: WorkerMetrics = {
+  upload() {},
+  projectionWriteError() {},
+  eventDelivery() {},
+  eventAttemptFailed() {},
+};
 
 export function createWorkerMetrics(meter: MetricMeter): WorkerMetrics {
   const uploads = meter.createCounter(METRICS.uploads, undefined, 'Upload attempts by platform and outcome');
@@ -34,6 +51,20 @@ export function createWorkerMetrics(meter: MetricMeter): WorkerMetrics {
   );
   // Present from the start at 0, so "is it failing" is a rate of an existing series, not an absent one.
   for (const write of PROJECTION_WRITES) writeErrors.add(0, { write });
+  const deliveries = meter.createCounter(
+    METRICS.eventDeliveries,
+    undefined,
+    'Event webhook deliveries that ended, by event type and outcome (delivered, gave_up, dropped)',
+  );
+  const failures = meter.createCounter(
+    METRICS.eventDeliveryFailures,
+    undefined,
+    'Event webhook POSTs that failed and will be retried, by event type and reason',
+  );
+  for (const type of EVENT_TYPES) {
+    for (const outcome of DELIVERY_OUTCOMES) deliveries.add(0, { type, outcome });
+    for (const reason of ATTEMPT_FAILURES) failures.add(0, { type, reason });
+  }
   return {
     upload({ platform, outcome, seconds }) {
       uploads.add(1, { platform, outcome });
@@ -41,6 +72,12 @@ export function createWorkerMetrics(meter: MetricMeter): WorkerMetrics {
     },
     projectionWriteError(write) {
       writeErrors.add(1, { write });
+    },
+    eventDelivery({ type, outcome }) {
+      deliveries.add(1, { type, outcome });
+    },
+    eventAttemptFailed({ type, reason }) {
+      failures.add(1, { type, reason });
     },
   };
 }

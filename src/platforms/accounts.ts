@@ -36,8 +36,11 @@ const SECRET_KEY = /token|secret|password|cookie|key|auth/i;
 
 type Issue = { path: (string | number)[]; message: string };
 
-/** Leaves may be literals or { env } / { file } references; inner objects and arrays nest (e.g. headers.Authorization). */
-function checkCredentials(value: unknown, at: (string | number)[], issues: Issue[]): void {
+/**
+ * Leaves may be literals or { env } / { file } references; inner objects and arrays nest (e.g. headers.Authorization).
+ * Also checks the event subscriptions' `secret` (src/events/subscriptions.ts).
+ */
+export function checkCredentials(value: unknown, at: (string | number)[], issues: Issue[]): void {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return;
   if (Array.isArray(value)) {
     value.forEach((v, i) => checkCredentials(v, [...at, i], issues));
@@ -215,28 +218,43 @@ export class AccountRegistry {
   }
 
   private resolveValue(accountId: string, value: unknown, at: string[]): unknown {
-    if (Array.isArray(value)) return value.map((v, i) => this.resolveValue(accountId, v, [...at, String(i)]));
-    if (typeof value !== 'object' || value === null) return value;
-    const ref = credentialRef(value);
-    const where = `account "${accountId}", credential "${at.join('.')}"`;
-    if (ref === 'invalid') throw new AccountError(`${where}: malformed reference`);
-    if (ref && 'env' in ref) {
-      const v = process.env[ref.env];
-      if (v === undefined || v === '') throw new AccountError(`${where}: environment variable ${ref.env} is not set`);
-      return v;
-    }
-    if (ref && 'file' in ref) {
-      const file = path.resolve(this.baseDir, ref.file);
-      try {
-        return readFileSync(file, 'utf8').trim();
-      } catch (err) {
-        // The code (ENOENT, EACCES) and the path only: never the content.
-        const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        throw new AccountError(`${where}: cannot read file ${file} (${code})`);
-      }
-    }
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.resolveValue(accountId, v, [...at, k])]));
+    return resolveCredentials(value, this.baseDir, (path) => `account "${accountId}", credential "${path}"`, at);
   }
+}
+
+/**
+ * A credential value with every { env } / { file } reference replaced by its value, read now. `where` names the
+ * place in messages (never the value); `{ file }` paths are relative to `baseDir`. Throws AccountError.
+ */
+export function resolveCredentials(
+  value: unknown,
+  baseDir: string,
+  where: (path: string) => string,
+  at: string[] = [],
+): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => resolveCredentials(v, baseDir, where, [...at, String(i)]));
+  if (typeof value !== 'object' || value === null) return value;
+  const ref = credentialRef(value);
+  const place = where(at.join('.'));
+  if (ref === 'invalid') throw new AccountError(`${place}: malformed reference`);
+  if (ref && 'env' in ref) {
+    const v = process.env[ref.env];
+    if (v === undefined || v === '') throw new AccountError(`${place}: environment variable ${ref.env} is not set`);
+    return v;
+  }
+  if (ref && 'file' in ref) {
+    const file = path.resolve(baseDir, ref.file);
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      // The code (ENOENT, EACCES) and the path only: never the content.
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new AccountError(`${place}: cannot read file ${file} (${code})`);
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, resolveCredentials(v, baseDir, where, [...at, k])]),
+  );
 }
 
 /** Settings minus anything that looks secret: keys like token/secret/password/cookie/key/auth, URL userinfo. */

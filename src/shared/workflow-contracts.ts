@@ -15,6 +15,7 @@ export const WORKFLOW_TYPES = {
   platformGate: 'platformGate',
   pruneProjection: 'pruneProjectionWorkflow',
   reconcileProjection: 'reconcileProjectionWorkflow',
+  deliverEvent: 'deliverEvent',
 } as const;
 export type WorkflowTypeName = (typeof WORKFLOW_TYPES)[keyof typeof WORKFLOW_TYPES];
 

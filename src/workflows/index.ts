@@ -1,5 +1,6 @@
 import type { PublishBatchWorkflow, PublishSingleWorkflow, WorkflowTypeName } from '../shared/workflow-contracts';
 import type { accountGate, platformGate } from './account-gate';
+import type { deliverEvent } from './deliver-event';
 import type { pruneProjectionWorkflow } from './prune-projection';
 import type { publishBatch } from './publish-batch';
 import type { publishSingle } from './publish-single';
@@ -10,6 +11,7 @@ export { publishBatch } from './publish-batch';
 export { pruneProjectionWorkflow } from './prune-projection';
 export { reconcileProjectionWorkflow } from './reconcile-projection';
 export { accountGate, platformGate } from './account-gate';
+export { deliverEvent } from './deliver-event';
 export type { GateInput } from './account-gate';
 export type {
   PublishBatchInput,
@@ -28,6 +30,7 @@ type Exported = {
   platformGate: typeof platformGate;
   pruneProjectionWorkflow: typeof pruneProjectionWorkflow;
   reconcileProjectionWorkflow: typeof reconcileProjectionWorkflow;
+  deliverEvent: typeof deliverEvent;
 };
 export type _ContractsHold = [
   Check<WorkflowTypeName extends keyof Exported ? true : false>,

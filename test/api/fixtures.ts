@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type express from 'express';
 import Redis from 'ioredis';
+import type { ActivityDeps } from '../../src/activities';
 import { createApp } from '../../src/api/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/log';
@@ -71,6 +72,8 @@ export interface ApiStackOptions {
   extraAccounts?: Array<{ id: string; platform: string; settings?: Record<string, unknown> }>;
   /** Upload slots of the worker (default 4). */
   uploadConcurrency?: number;
+  /** Event webhooks for the worker (test/events/); default none. */
+  events?: ActivityDeps['events'];
 }
 
 /**
@@ -207,6 +210,7 @@ async function wire(
       accounts,
       drivers,
       log: createLogger('test-worker', { silent: true }),
+      events: opts.events,
     },
     uploadConcurrency: opts.uploadConcurrency ?? 4,
     shutdownGraceMs: 1000,

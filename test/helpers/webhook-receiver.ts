@@ -59,6 +59,8 @@ export interface ReceivedRequest {
   files: Record<string, ReceivedFile>;
   /** Bytes of the raw body received so far. */
   bodyBytes: number;
+  /** The raw body of a request that is not multipart (an event webhook's JSON), once it is in. */
+  body?: string;
   arrivedAt: number;
   /** When the whole body had arrived. */
   bodyAt?: number;
@@ -166,7 +168,8 @@ export class WebhookReceiver {
       res.writeHead(b.status, { 'Content-Type': 'application/json', ...b.headers }).end(JSON.stringify(body));
     };
     req.on('error', () => undefined);
-    readUpload(req, rec, this.keepFileData).then(
+    const isMultipart = String(req.headers['content-type'] ?? '').startsWith('multipart/');
+    (isMultipart ? readUpload(req, rec, this.keepFileData) : readRaw(req, rec)).then(
       () => {
         rec.bodyAt = Date.now();
         try {
@@ -191,6 +194,22 @@ export class WebhookReceiver {
       },
     );
   }
+}
+
+/** Read a body that is not multipart whole (small: an event's JSON) into `into.body`. */
+function readRaw(req: http.IncomingMessage, into: Pick<ReceivedRequest, 'body' | 'bodyBytes'>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      into.bodyBytes += chunk.length;
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      into.body = Buffer.concat(chunks).toString('utf8');
+      resolve();
+    });
+    req.on('error', reject);
+  });
 }
 
 /**
