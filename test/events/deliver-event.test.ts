@@ -20,16 +20,22 @@ import { initialTaskDoc } from '../../src/shared/task-doc';
 import { WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
 import { createPubflowWorkers } from '../../src/worker';
 import { perFile, startWorkflowTestStack, workflowBundle, type Harness } from '../helpers/harness';
-import { tempDir } from '../helpers/servers';
+import { tempDir, type RedisServer } from '../helpers/servers';
+import { contentRejected } from '../../src/platforms';
+import { DEFAULT_POLICY } from '../../src/shared/policy';
+import type { publishSingle } from '../../src/workflows';
+import { waitUntil } from '../helpers/polling';
+import { ScriptedDriver } from '../helpers/scripted-driver';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 let env: TestWorkflowEnvironment;
 let h: Harness;
+let redisServer: RedisServer;
 let receiver: WebhookReceiver;
 
 perFile(
   async () => {
-    const stack = await startWorkflowTestStack();
+    const stack = await startWorkflowTestStack({ appendonly: true });
     receiver = await WebhookReceiver.start();
     return {
       ...stack,
@@ -39,7 +45,7 @@ perFile(
       },
     };
   },
-  (s) => ({ env, harness: h } = s),
+  (s) => ({ env, harness: h, redisServer } = s),
 );
 
 class Recorder implements WorkerMetrics {
@@ -57,6 +63,42 @@ class Recorder implements WorkerMetrics {
 
 const SECRET = 'ts-secret-1';
 
+function eventsFile(events: string[]): string {
+  const file = path.join(tempDir('events'), 'events.json');
+  writeFileSync(file, JSON.stringify([{ id: 'ops', url: receiver.url, secret: SECRET, events }]));
+  return file;
+}
+
+async function withEventsWorker<T>(
+  o: { file: string; metrics?: Recorder; drivers?: ScriptedDriver[] },
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = `tq-${randomUUID()}`;
+  const workers = await createPubflowWorkers({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    deps: {
+      store: h.store,
+      accounts: h.accounts,
+      drivers: new DriverRegistry(o.drivers ?? []),
+      log: createLogger('test-worker', { silent: true }),
+      metrics: o.metrics,
+      events: new EventWebhooks({ subscriptions: loadSubscriptions(o.file), requestTimeoutMs: 5000 }),
+    },
+    uploadConcurrency: 1,
+    shutdownGraceMs: 1000,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  try {
+    return await fn(taskQueue);
+  } finally {
+    workers.shutdown();
+    await running;
+  }
+}
+
 /** The attempts Temporal's retry policy makes before `giveUpAfterMs`: at 0, then after each (capped) interval. */
 function scheduledAttempts(r = DEFAULT_DELIVERY_RETRY): number {
   let t = 0;
@@ -69,29 +111,9 @@ function scheduledAttempts(r = DEFAULT_DELIVERY_RETRY): number {
 }
 
 test('a receiver answering 500 is retried with backoff for 24 h, with the same id and signature, then given up and counted', async () => {
-  const file = path.join(tempDir('events'), 'events.json');
-  writeFileSync(file, JSON.stringify([{ id: 'ops', url: receiver.url, secret: SECRET, events: ['review.opened'] }]));
   receiver.behaviour = () => ({ status: 500 });
   const metrics = new Recorder();
-  const taskQueue = `tq-${randomUUID()}`;
-  const workers = await createPubflowWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps: {
-      store: h.store,
-      accounts: h.accounts,
-      drivers: new DriverRegistry([]),
-      log: createLogger('test-worker', { silent: true }),
-      metrics,
-      events: new EventWebhooks({ subscriptions: loadSubscriptions(file), requestTimeoutMs: 5000 }),
-    },
-    uploadConcurrency: 1,
-    shutdownGraceMs: 1000,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  try {
+  await withEventsWorker({ file: eventsFile(['review.opened']), metrics }, async (taskQueue) => {
     const doc = initialTaskDoc({
       taskId: `pub-${randomUUID()}`,
       request: { platform: 'webhook', accountId: 'hook', video: { path: 'v.mp4' }, title: 't', priority: 5 },
@@ -148,8 +170,65 @@ test('a receiver answering 500 is retried with backoff for 24 h, with the same i
 
     expect(metrics.failures).toEqual(posts.map(() => ({ type: 'review.opened', reason: 'http_5xx' })));
     expect(metrics.deliveries).toEqual([{ type: 'review.opened', outcome: 'gave_up' }]);
-  } finally {
-    workers.shutdown();
-    await running;
-  }
+  });
+}, 180_000);
+
+test('a document version whose Redis write fails still sends its events at once (they do not wait for the mirror)', async () => {
+  receiver.requests.length = 0;
+  receiver.behaviour = () => ({ status: 200 });
+  let fail!: () => void;
+  const failing = new Promise<void>((resolve) => (fail = resolve));
+  const driver = new ScriptedDriver().then(async () => {
+    await failing;
+    throw contentRejected('title is not allowed');
+  });
+  await withEventsWorker({ file: eventsFile(['review.opened']), drivers: [driver] }, async (taskQueue) => {
+    const taskId = `outage-${randomUUID()}`;
+    await env.client.workflow.start<typeof publishSingle>('publishSingle', {
+      taskQueue,
+      workflowId: taskId,
+      args: [
+        {
+          request: { platform: 'scripted', accountId: 'acct-1', video: { path: '/m/v.mp4' }, title: 't', priority: 5 },
+          policy: DEFAULT_POLICY,
+        },
+      ],
+    });
+    // The upload is under way and mirrored; then Redis goes down and the upload fails into review.
+    await waitUntil(
+      'the running document in Redis',
+      async () => (await h.tsm.getTaskState(taskId))?.status === 'running',
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    await redisServer.stop();
+    fail();
+
+    const post = await waitUntil(
+      'review.opened to arrive',
+      () => receiver.requests.find((r) => r.headers['pubflow-delivery'] === `${taskId}:review.opened:1` && r.body),
+      { timeoutMs: 60_000 },
+    );
+    expect(JSON.parse(post.body!)).toMatchObject({
+      type: 'review.opened',
+      data: { taskId, errorKind: 'ContentRejected' },
+    });
+    // Redis is still down: the version the event came from is not mirrored yet.
+    expect(await h.tsm.getTaskState(taskId).catch(() => 'unreachable')).toBe('unreachable');
+
+    await redisServer.start();
+    await waitUntil(
+      'the review to be mirrored',
+      async () => (await h.tsm.getTaskState(taskId))?.review?.open === true,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    // Written again on the retry, the same version starts no second delivery.
+    expect(receiver.requests.filter((r) => r.headers['pubflow-delivery'] === `${taskId}:review.opened:1`)).toHaveLength(
+      1,
+    );
+    await env.client.workflow.getHandle(taskId).terminate('test over');
+  });
 }, 180_000);
