@@ -2,8 +2,9 @@
  * Event webhooks without servers: which events a document version stands for (and that their ids stay the same
  * across the versions that repeat them), the bodies and signatures sent, and the events file's validation.
  */
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { deriveEvents } from '../../src/events/derive';
 import { deliveryHeaders, eventBody, slackText } from '../../src/events/format';
@@ -257,4 +258,34 @@ describe('the events file', () => {
     expect(errorOf(path.join(dir, 'missing.json'))).toContain('cannot read events file');
     expect(errorOf(write('broken.json', '[{'))).toContain('is not valid JSON');
   });
+});
+
+describe('the worker process', () => {
+  test('a bad events file stops `node lib/worker.js` at start-up with a message naming the file and the field', () => {
+    const file = path.join(tempDir('events-worker'), 'events.json');
+    writeFileSync(file, JSON.stringify([{ url: 'http://127.0.0.1:9/x', secret: 's', events: ['review.openned'] }]));
+    const root = path.resolve(__dirname, '../..');
+    if (!existsSync(path.join(root, 'lib/worker.js'))) throw new Error('lib/worker.js is missing: run npm run build');
+    const run = spawnSync(process.execPath, [path.join(root, 'lib/worker.js')], {
+      cwd: root,
+      env: {
+        ...process.env,
+        PUBFLOW_EVENTS_FILE: file,
+        // Nothing listens there: the worker must stop before it connects to anything.
+        TEMPORAL_ADDRESS: '127.0.0.1:9',
+        REDIS_URL: 'redis://127.0.0.1:9',
+        PUBFLOW_WORKER_METRICS_PORT: '0',
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(run.status).toBe(1);
+    const fatal = run.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: string | number; error?: string })
+      .find((l) => l.error?.includes('EventsConfigError'));
+    expect(fatal?.error).toContain(`invalid events file ${file} (PUBFLOW_EVENTS_FILE)`);
+    expect(fatal?.error).toContain('subscription at index 0, field "events.0": must be one of');
+  }, 90_000);
 });
