@@ -36,6 +36,8 @@ test("the issue's six alerts are there (and the API being down)", () => {
     [
       'PubflowAccountNeedsLogin',
       'PubflowApiDown',
+      'PubflowEventDeliveriesFailing',
+      'PubflowEventDeliveriesGivenUp',
       'PubflowProjectionWritesFailing',
       'PubflowPublishFailureRateHigh',
       'PubflowReviewTooOld',
