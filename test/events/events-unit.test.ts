@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../../src/config';
 import { deriveEvents } from '../../src/events/derive';
 import { deliveryHeaders, eventBody, slackText } from '../../src/events/format';
 import { EventsConfigError, loadSubscriptions } from '../../src/events/subscriptions';
@@ -288,4 +289,26 @@ describe('the worker process', () => {
     expect(fatal?.error).toContain(`invalid events file ${file} (PUBFLOW_EVENTS_FILE)`);
     expect(fatal?.error).toContain('subscription at index 0, field "events.0": must be one of');
   }, 90_000);
+});
+
+describe('configuration', () => {
+  test('PUBFLOW_EVENTS_* reach the config; without a file there are no events; a bad duration names its variable', () => {
+    expect(loadConfig({}).events).toEqual({
+      file: undefined,
+      retry: { initialIntervalMs: 10_000, maximumIntervalMs: 3_600_000, giveUpAfterMs: 86_400_000 },
+    });
+    expect(
+      loadConfig({
+        PUBFLOW_EVENTS_FILE: 'events.json',
+        PUBFLOW_EVENTS_RETRY_INITIAL: '2s',
+        PUBFLOW_EVENTS_GIVE_UP_AFTER: '2h',
+      }).events,
+    ).toEqual({
+      file: 'events.json',
+      retry: { initialIntervalMs: 2000, maximumIntervalMs: 3_600_000, giveUpAfterMs: 7_200_000 },
+    });
+    expect(() => loadConfig({ PUBFLOW_EVENTS_GIVE_UP_AFTER: 'soon' })).toThrow(
+      /PUBFLOW_EVENTS_GIVE_UP_AFTER: not a duration/,
+    );
+  });
 });
