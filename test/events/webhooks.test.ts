@@ -39,7 +39,8 @@ beforeAll(async () => {
     WebhookReceiver.start(),
     WebhookReceiver.start(),
   ]);
-  platform.behaviour = (r) => (r.title?.startsWith('broken') ? { status: 500 } : { status: 200 });
+  platform.behaviour = (r) =>
+    r.title?.startsWith('broken') ? { status: 500 } : r.title === 'logged out' ? { status: 401 } : { status: 200 };
   stuck.behaviour = () => 'hang';
   process.env[SECRET_ENV] = JSON_SECRET;
   const dir = tempDir('events');
@@ -72,7 +73,12 @@ beforeAll(async () => {
     retry: { initialIntervalMs: 500, maximumIntervalMs: 2000, giveUpAfterMs: 10 * 60_000 },
     requestTimeoutMs: 3000,
   });
-  stack = await startApiStack({ webhookUrl: platform.url, events });
+  stack = await startApiStack({
+    webhookUrl: platform.url,
+    events,
+    // Its own account: an AuthExpired holds the account's queue.
+    extraAccounts: [{ id: 'hook-login', platform: 'webhook', settings: { url: platform.url } }],
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -236,4 +242,53 @@ test('receivers that are down or never answer neither slow nor fail the publish;
   expect(deliveries).toBeGreaterThan(0);
   expect(report.scanned).toBeGreaterThan(0);
   expect(report.changed.written.filter((t) => t.startsWith('event:'))).toEqual([]);
+});
+
+test('a batch sends batch.completed with its counts; an AuthExpired upload sends account.needs_login', async () => {
+  const res = await stack
+    .api('publisher')
+    .post('/api/v1/publish/batch')
+    .send({
+      defaults: { platform: 'scripted', video: { path: 'clip.mp4' } },
+      items: [
+        { accountId: 'scr-1', title: 'b1' },
+        { accountId: 'scr-2', title: 'b2' },
+      ],
+    });
+  expect(res.status).toBe(202);
+  const batchId = (res.body as { taskId: string }).taskId;
+  const done = await docWhere(stack.redis, batchId, (d) => d.status === 'success', 60_000);
+  const [completed] = await waitForDelivery(all, `${batchId}:batch.completed:success-2-0-0`);
+  expect(signed(completed!, JSON_SECRET)).toBe(true);
+  expect(eventOf(completed!)).toMatchObject({
+    type: 'batch.completed',
+    occurred_at: done.completed_at,
+    data: {
+      taskId: batchId,
+      taskType: 'batch_publish',
+      status: 'success',
+      counts: { total: 2, success: 2, failed: 0 },
+    },
+  });
+  // Its children are tasks too: each succeeded, and says which batch it belongs to.
+  const [child] = await waitForDelivery(all, `${batchId}-0:task.succeeded:1`);
+  expect(eventOf(child!).data).toMatchObject({ parentTaskId: batchId, accountId: 'scr-1' });
+
+  const id = await publish(stack, { ...hookBody('logged out'), accountId: 'hook-login' });
+  await docWhere(stack.redis, id, (d) => d.review?.open === true);
+  const [login] = await waitForDelivery(all, `${id}:account.needs_login:1`);
+  expect(eventOf(login!)).toMatchObject({
+    type: 'account.needs_login',
+    data: { taskId: id, accountId: 'hook-login', platform: 'webhook', errorKind: 'AuthExpired' },
+  });
+  // The same moment in the account's gate: the account needs a login (its queue is held).
+  await waitUntil(
+    'hook-login to need a login',
+    async () => {
+      const res = await stack.api('viewer').get('/api/v1/accounts');
+      const list = ((res.body as { items?: unknown[] }).items ?? res.body) as Array<{ id: string; status?: string }>;
+      return list.find((a) => a.id === 'hook-login')?.status === 'needs_login';
+    },
+    { timeoutMs: 30_000 },
+  );
 });
