@@ -3,6 +3,7 @@
  * redis-server, the real worker with a subscriptions file, the real webhook driver, and real HTTP receivers on
  * 127.0.0.1 for both the platform and the subscriptions.
  */
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { reconcile } from '../../src/service/reconciler';
 import { WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
 import { waitUntil } from '../helpers/polling';
 import { freePort, tempDir } from '../helpers/servers';
+import { toolPaths } from '../helpers/tools';
 import { WebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver';
 import { docWhere, publish, publishBody, startApiStack, type ApiStack } from '../api/fixtures';
 
@@ -291,4 +293,89 @@ test('a batch sends batch.completed with its counts; an AuthExpired upload sends
     },
     { timeoutMs: 30_000 },
   );
+});
+
+test('a delivery given up ends Failed, is listed as such, and the documented reset sends it again', async () => {
+  const cli = toolPaths().temporalCli;
+  if (!cli) throw new Error('no Temporal CLI in .tools (scripts/provision.sh)');
+  let receiverWorks = false;
+  all.behaviour = (r) =>
+    String(r.headers['pubflow-delivery']).startsWith('manual-') && !receiverWorks ? { status: 503 } : { status: 200 };
+  try {
+    const event: PubflowEvent = {
+      id: `manual-${Date.now()}:review.opened:1`,
+      type: 'review.opened',
+      occurred_at: new Date().toISOString(),
+      data: {
+        taskId: 'manual',
+        taskType: 'publish',
+        status: 'failed',
+        platform: 'webhook',
+        accountId: 'hook',
+        errorKind: 'Unconfirmed',
+        errorMessage: null,
+        attempt: 1,
+        parentTaskId: null,
+      },
+    };
+    const workflowId = deliveryWorkflowId('all', event.id);
+    // Started as the projection activities start it, but giving up after 2 s.
+    const handle = await stack.client.workflow.start(WORKFLOW_TYPES.deliverEvent, {
+      workflowId,
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [
+        {
+          subscriptionId: 'all',
+          event,
+          retry: { initialIntervalMs: 200, maximumIntervalMs: 500, giveUpAfterMs: 2000 },
+        },
+      ],
+    });
+    const failure = await handle.result().then(
+      () => undefined,
+      (e: unknown) => (e as { cause?: { type?: string } }).cause?.type,
+    );
+    expect(failure).toBe('EventDeliveryGaveUp');
+    expect(deliveriesOf(all, event.id).every((r) => r.status === 503)).toBe(true);
+
+    const T = [`--address`, stack.config.temporal.address, '--namespace', stack.config.temporal.namespace];
+    // Visibility lags a little behind the close.
+    await waitUntil(
+      'the given-up delivery to be listed as Failed',
+      () => {
+        const listed = spawnSync(
+          cli,
+          ['workflow', 'list', ...T, '--query', `WorkflowType = 'deliverEvent' AND ExecutionStatus = 'Failed'`],
+          { encoding: 'utf8' },
+        );
+        return listed.status === 0 && listed.stdout.includes(workflowId);
+      },
+      { timeoutMs: 30_000 },
+    );
+
+    receiverWorks = true;
+    const before = deliveriesOf(all, event.id).length;
+    const reset = spawnSync(
+      cli,
+      [
+        'workflow',
+        'reset',
+        ...T,
+        '--workflow-id',
+        workflowId,
+        '--type',
+        'FirstWorkflowTask',
+        '--reason',
+        'receiver fixed',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(reset.status).toBe(0);
+    const again = await waitForDelivery(all, event.id, before + 1);
+    expect(again.at(-1)).toMatchObject({ status: 200 });
+    expect(new Set(again.map((r) => r.body)).size).toBe(1);
+    expect(await stack.client.workflow.getHandle(workflowId).result()).toMatchObject({ outcome: 'delivered' });
+  } finally {
+    all.behaviour = () => ({ status: 200 });
+  }
 });
