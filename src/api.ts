@@ -11,6 +11,8 @@ import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
 import { ProjectionStore } from './projection/store';
 import { TaskStateManager } from './projection/task-state-manager';
+import { startTracing } from './tracing';
+import { clientInterceptors } from './tracing/temporal';
 
 export { createApp } from './api/app';
 
@@ -28,8 +30,14 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   const unwatchKeys = keys?.watch(log) ?? (() => undefined);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  const tracing = startTracing(config.tracing, 'api');
   const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // The request id (always) and the trace (when on) travel into the workflows as headers.
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    interceptors: clientInterceptors(tracing),
+  });
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
   const app = createApp({
     keys,
@@ -47,19 +55,27 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
     }),
     config,
     log,
+    tracer: tracing?.tracer,
   });
   const server = app.listen(config.api.port, config.api.host, () =>
-    log.info('api listening', { url: `http://${config.api.host}:${config.api.port}` }),
+    log.info('api listening', {
+      url: `http://${config.api.host}:${config.api.port}`,
+      traces: config.tracing ? `${config.tracing.tracesUrl} (${config.tracing.protocol})` : null,
+    }),
   );
   answerClientErrors(server);
   const shutdown = (signal: string) => {
     log.info('api stopping', { signal });
     unwatchKeys();
     server.close(() => {
-      void connection.close().finally(() => {
-        redis.disconnect();
-        process.exit(0);
-      });
+      void connection
+        .close()
+        .then(() => tracing?.shutdown())
+        .catch(() => undefined)
+        .finally(() => {
+          redis.disconnect();
+          process.exit(0);
+        });
     });
     // Idle keep-alive sockets at once; after 2 s also what is still open (a desk tab's event stream never ends by
     // itself), so a stop does not wait for the 10 s forced exit. A request in flight has those 2 s to be answered.

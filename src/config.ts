@@ -97,6 +97,13 @@ const EnvSchema = z.object({
   PUBFLOW_LOG_LEVEL: z
     .preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.enum(LOG_LEVELS))
     .default('info'),
+  // --- traces (src/tracing): off unless an OTLP endpoint is set ---
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^https?:\/\/[^\s]+$/.test(v.trim()), 'must be an http:// or https:// URL'),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+  OTEL_SERVICE_NAME: z.string().optional(),
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -114,6 +121,8 @@ export interface Config {
   workerMetrics: { host: string; port: number };
   /** PUBFLOW_LOG_LEVEL (createLogger reads the same variable). */
   logLevel: LogLevel;
+  /** OpenTelemetry traces over OTLP/HTTP; null (OTEL_EXPORTER_OTLP_ENDPOINT unset): no tracing at all. */
+  tracing: TracingConfig | null;
   statusTtlSeconds: number;
   shutdownGraceMs: number;
   pruneIntervalMs: number;
@@ -131,6 +140,14 @@ export interface Config {
    * account's own `settings.rateLimits` are applied over them when the task joins the account's queue.
    */
   policyFor(platform: string): PublishPolicy;
+}
+
+export interface TracingConfig {
+  /** Where spans go: OTEL_EXPORTER_OTLP_ENDPOINT plus `/v1/traces`. */
+  tracesUrl: string;
+  protocol: 'http/protobuf' | 'http/json';
+  /** OTEL_SERVICE_NAME; unset: `pubflow-api`, `pubflow-worker`. */
+  serviceName?: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -179,6 +196,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
     workerMetrics: { host: e.PUBFLOW_WORKER_METRICS_HOST, port: e.PUBFLOW_WORKER_METRICS_PORT },
     logLevel: e.PUBFLOW_LOG_LEVEL,
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()
+      ? {
+          tracesUrl: `${e.OTEL_EXPORTER_OTLP_ENDPOINT.trim().replace(/\/+$/, '')}/v1/traces`,
+          protocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
+          serviceName: e.OTEL_SERVICE_NAME?.trim() || undefined,
+        }
+      : null,
     statusTtlSeconds: Math.round(e.PUBFLOW_STATUS_TTL / 1000),
     shutdownGraceMs: e.PUBFLOW_SHUTDOWN_GRACE,
     pruneIntervalMs: e.PUBFLOW_PRUNE_INTERVAL,

@@ -9,14 +9,32 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
 export const WORKFLOW_BUNDLE_FILE = 'workflow-bundle.js';
-/** What the bundle was built from (a hash of its inputs), so an unchanged build skips webpack. */
-const INPUTS_FILE = 'workflow-bundle.inputs.json';
+/** The same workflows with the OpenTelemetry workflow interceptors, loaded only when tracing is on. */
+export const TRACED_WORKFLOW_BUNDLE_FILE = 'workflow-bundle.traced.js';
+/** What a bundle was built from (a hash of its inputs), so an unchanged build skips webpack. */
+const inputsFileOf = (bundleFile: string) => bundleFile.replace(/\.js$/, '.inputs.json');
+
+/**
+ * Workflow interceptor modules in every bundle: the log context (task id, request id) of src/interceptors. `libDir`
+ * is the compiled tree (lib/).
+ */
+export function workflowInterceptorModules(libDir: string, opts: { traced?: boolean } = {}): string[] {
+  const modules = [require.resolve(path.join(libDir, 'interceptors', 'workflow-log-context'))];
+  if (opts.traced) modules.push(require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'));
+  return modules;
+}
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** `{ codePath }` of the prebuilt bundle in `libDir`; throws, saying what to run, when it is missing. */
-export function prebuiltWorkflowBundle(libDir: string = __dirname): { codePath: string } {
-  const codePath = path.join(libDir, WORKFLOW_BUNDLE_FILE);
+/**
+ * `{ codePath }` of the prebuilt bundle in `libDir` (the traced one with `traced`); throws, saying what to run, when
+ * it is missing.
+ */
+export function prebuiltWorkflowBundle(
+  libDir: string = __dirname,
+  opts: { traced?: boolean } = {},
+): { codePath: string } {
+  const codePath = path.join(libDir, opts.traced ? TRACED_WORKFLOW_BUNDLE_FILE : WORKFLOW_BUNDLE_FILE);
   if (!existsSync(codePath))
     throw new Error(
       `the workflow bundle ${codePath} is missing: run \`npm run build\` (it compiles with tsc and then bundles ` +
@@ -68,17 +86,27 @@ export async function buildWorkflowBundle(opts: {
   workflowsPath: string;
   libDir: string;
   force?: boolean;
+  /** Workflow interceptor modules bundled with the workflows. */
+  interceptorModules?: string[];
+  /** Default {@link WORKFLOW_BUNDLE_FILE}. */
+  bundleFile?: string;
 }): Promise<{ codePath: string; built: boolean }> {
-  const codePath = path.join(opts.libDir, WORKFLOW_BUNDLE_FILE);
-  const inputsPath = path.join(opts.libDir, INPUTS_FILE);
-  const hash = workflowBundleInputsHash(opts.workflowsPath);
+  const bundleFile = opts.bundleFile ?? WORKFLOW_BUNDLE_FILE;
+  const codePath = path.join(opts.libDir, bundleFile);
+  const inputsPath = path.join(opts.libDir, inputsFileOf(bundleFile));
+  const modules = opts.interceptorModules ?? [];
+  const hash = [opts.workflowsPath, ...modules].map((entry) => workflowBundleInputsHash(entry)).join(':');
   if (!opts.force && existsSync(codePath) && existsSync(inputsPath)) {
     const last = JSON.parse(readFileSync(inputsPath, 'utf8')) as { hash?: string; bundle?: string };
     // The bundle itself must be the one written then, not a file put there since.
     if (last.hash === hash && last.bundle === sha256(readFileSync(codePath))) return { codePath, built: false };
   }
   // webpack's module list is noise in a build log; its warnings and errors still show.
-  const { code } = await bundleWorkflowCode({ workflowsPath: opts.workflowsPath, logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: opts.workflowsPath,
+    workflowInterceptorModules: modules,
+    logger: new DefaultLogger('WARN'),
+  });
   writeFileSync(codePath, code);
   writeFileSync(inputsPath, JSON.stringify({ hash, bundle: sha256(code) }) + '\n');
   return { codePath, built: true };

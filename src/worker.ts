@@ -17,7 +17,9 @@ import { uploadQueueFor } from './shared/task-queues';
 import { eventsQueueFor } from './events/types';
 import { loadSubscriptions } from './events/subscriptions';
 import { EventWebhooks } from './events/webhooks';
-import { prebuiltWorkflowBundle } from './prebuilt-workflows';
+import { prebuiltWorkflowBundle, workflowInterceptorModules } from './prebuilt-workflows';
+import { startTracing, type Tracing } from './tracing';
+import { activityInterceptors, workflowSpanSinks } from './tracing/temporal';
 
 export interface PubflowWorkersOptions {
   connection: NativeConnection;
@@ -33,6 +35,11 @@ export interface PubflowWorkersOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Workflow source to bundle at start (tests); ignored when workflowBundle is given. */
   workflowsPath?: string;
+  /**
+   * OpenTelemetry (src/tracing): activity spans, and the sink for workflow spans. A prebuilt `workflowBundle` must
+   * then be the traced one. Absent: only the log-context interceptors.
+   */
+  tracing?: Tracing | null;
 }
 
 /** Event POSTs at once per worker process (each has a 10 s limit). */
@@ -42,15 +49,22 @@ const EVENT_POST_SLOTS = 20;
 export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
   const activities = createActivities(opts.deps);
   const { upload, postEvent, ...bookkeeping } = activities;
+  const tracing = opts.tracing ?? null;
+  // A prebuilt bundle has its workflow interceptors built in (src/prebuilt-workflows.ts); source bundled here gets them.
+  const workflowModules = workflowInterceptorModules(__dirname, { traced: tracing !== null });
   const workflowSource = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: opts.workflowsPath ?? require.resolve('./workflows') };
+  const activity = activityInterceptors(tracing);
+  const sinks = workflowSpanSinks(tracing);
   const shutdownGraceTime = opts.shutdownGraceMs ?? 30_000;
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...workflowSource,
+    interceptors: { activity, ...(opts.workflowBundle ? {} : { workflowModules }) },
+    ...(sinks ? { sinks } : {}),
     activities: bookkeeping,
     shutdownGraceTime,
   });
@@ -59,6 +73,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     namespace: opts.namespace,
     taskQueue: uploadQueueFor(opts.taskQueue),
     activities: { upload },
+    interceptors: { activity },
     maxConcurrentActivityTaskExecutions: opts.uploadConcurrency,
     // Heartbeats carry cancellation: send them at least every 2 s (not the SDK's default 80% of the heartbeat
     // timeout), so cancelling a task aborts its upload within seconds.
@@ -72,6 +87,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
         namespace: opts.namespace,
         taskQueue: eventsQueueFor(opts.taskQueue),
         activities: { postEvent },
+        interceptors: { activity },
         maxConcurrentActivityTaskExecutions: EVENT_POST_SLOTS,
         shutdownGraceTime,
       })
@@ -117,7 +133,9 @@ export function installTemporalRuntime(
 export async function runWorker(config: Config = loadConfig()): Promise<void> {
   const log = createLogger('worker');
   // Before anything connects: a missing bundle is a build problem, and should say so at once.
-  const workflowBundle = prebuiltWorkflowBundle();
+  // Tracing on: the bundle with the OpenTelemetry workflow interceptors; off, the one without (no cost).
+  const workflowBundle = prebuiltWorkflowBundle(__dirname, { traced: config.tracing !== null });
+  const tracing = startTracing(config.tracing, 'worker');
   // A bad events file is a configuration error: stop before anything connects, naming the file and the field.
   const events = config.events.file
     ? new EventWebhooks({ subscriptions: loadSubscriptions(config.events.file), retry: config.events.retry })
@@ -146,6 +164,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     uploadConcurrency: config.workerConcurrency,
     shutdownGraceMs: config.shutdownGraceMs,
     workflowBundle,
+    tracing,
   });
   log.info('worker started', {
     temporal: config.temporal.address,
@@ -154,6 +173,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     workflowBundle: workflowBundle.codePath,
     metrics: metricsOn ? `http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics` : null,
     eventSubscriptions: events?.subscriptions.list().length ?? 0,
+    traces: config.tracing ? `${config.tracing.tracesUrl} (${config.tracing.protocol})` : null,
   });
   try {
     await workers.run();
@@ -161,6 +181,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     await clientConnection.close();
     await connection.close();
     redis.disconnect();
+    await tracing?.shutdown().catch((err: Error) => log.warn('traces not flushed', { error: err.message }));
     log.info('worker stopped');
   }
 }

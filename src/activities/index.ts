@@ -59,7 +59,15 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Mirror a task document into Redis (versioned: stale writes are ignored). */
     async projectTask(doc: TaskDoc): Promise<'applied' | 'stale'> {
-      return projected(doc, () => counted('task', () => deps.store.write(doc)));
+      const outcome = await projected(doc, () => counted('task', () => deps.store.write(doc)));
+      // A task's story in the log; a batch's document changes with every child, so its writes are debug lines.
+      Context.current().log[doc.task_type === 'batch_publish' ? 'debug' : 'info']('task projected', {
+        taskId: doc.task_id,
+        status: doc.status,
+        version: doc.version,
+        outcome,
+      });
+      return outcome;
     },
 
     /**

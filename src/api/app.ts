@@ -2,6 +2,7 @@
  * The HTTP API: thin adapters over the service layer (src/service). Each route parses its input with its zod
  * schema, calls one use case and maps the result; the service's errors become HTTP statuses in errors.ts.
  */
+import type { Tracer } from '@opentelemetry/api';
 import express, { type Router } from 'express';
 import type { KeyRegistry } from '../auth/key-registry';
 import type { TokenBucketLimiter } from '../auth/rate-limit';
@@ -14,6 +15,8 @@ import { registerAccountRoutes } from './accounts';
 import { authenticate, createRateLimiter, loadKeyRegistry, principalOf, rateLimit, requireRole as role } from './auth';
 import { registerBatchRoutes } from './batch';
 import { requireJsonBody } from './content-type';
+import { requestIds } from './request-id';
+import { traceRequests } from '../tracing/express';
 import { ApiError, errorHandler, parse } from './errors';
 import { methodGuard } from './methods';
 import { openApiDocument, ROUTES } from './openapi';
@@ -41,6 +44,8 @@ export type AppDeps = ServiceDeps & {
   log: Logger;
   keys?: KeyRegistry | null;
   limiter?: TokenBucketLimiter | null;
+  /** Tracing on (src/tracing): a server span per request. */
+  tracer?: Tracer;
 };
 
 /** Today's JSON body limit, under Temporal's 2 MiB payload limit so an oversized request is a fast 413. */
@@ -54,6 +59,9 @@ export function createApp(deps: AppDeps): express.Express {
   const limiter = deps.limiter !== undefined ? deps.limiter : apiConfig ? createRateLimiter({ api: apiConfig }) : null;
   const app = express();
   app.disable('x-powered-by');
+  // Before everything: the request's span and id are on every line and workflow start that follows.
+  if (deps.tracer) app.use(traceRequests(deps.tracer));
+  app.use(requestIds(deps.log));
   // First: counts every request. GET /metrics needs a key with the viewer role, as every GET (src/metrics/api-metrics.ts).
   registerMetricsRoutes(app, deps, authenticate(keys, { log: deps.log }), rateLimit(limiter), role('viewer'));
   // A method a documented path does not have is 405 with Allow (before the key check: it says nothing about tasks).

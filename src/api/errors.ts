@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
 import type { Logger } from '../log';
+import { requestIdOf } from './request-id';
 import {
   ConflictError,
   IdempotencyMismatchError,
@@ -81,7 +81,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       });
       return;
     }
-    const requestId = randomUUID();
+    // The request's own id (X-Request-Id), so the 500 a client saw leads to the stack in the log.
+    const requestId = requestIdOf(res);
     log.error('unexpected error', { requestId, error: err instanceof Error ? err.stack : String(err) });
     res.status(500).json({ error: { code: 'internal', message: 'internal error', details: { requestId } } });
   };
