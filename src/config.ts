@@ -101,7 +101,7 @@ const EnvSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z
     .string()
     .optional()
-    .refine((v) => !v || /^https?:\/\/[^\s]+$/.test(v.trim()), 'must be an http:// or https:// URL'),
+    .refine((v) => !v?.trim() || /^https?:\/\/[^\s]+$/.test(v.trim()), 'must be an http:// or https:// URL'),
   OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
   OTEL_SERVICE_NAME: z.string().optional(),
 });

@@ -18,6 +18,7 @@ import {
 import Redis from 'ioredis';
 import { createActivities, type ActivityDeps } from '../../src/activities';
 import { createLogger } from '../../src/log';
+import type { WorkerMetrics } from '../../src/metrics/worker-metrics';
 import { DriverRegistry } from '../../src/platforms';
 import { loadAccounts, type AccountRegistry } from '../../src/platforms/accounts';
 import type { PlatformDriver } from '../../src/platforms/types';
@@ -142,6 +143,10 @@ export async function withWorker<T>(
     progressIntervalMs?: number;
     /** Default: a new one, so each call has its own queue. Give one to bring a worker back for open workflows. */
     taskQueue?: string;
+    /** What the activities record (src/metrics/worker-metrics.ts); default: nothing. */
+    metrics?: WorkerMetrics;
+    /** Default: the harness's store. */
+    store?: ProjectionStore;
   },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
@@ -151,11 +156,12 @@ export async function withWorker<T>(
     namespace: opts.namespace ?? 'default',
     taskQueue,
     deps: {
-      store: opts.harness.store,
+      store: opts.store ?? opts.harness.store,
       accounts: opts.harness.accounts,
       drivers: new DriverRegistry(opts.drivers),
       log: createLogger('test-worker', { silent: true }),
       progressIntervalMs: opts.progressIntervalMs,
+      metrics: opts.metrics,
     },
     uploadConcurrency: opts.uploadConcurrency ?? 3,
     shutdownGraceMs: 1000,

@@ -7,21 +7,19 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import Redis from 'ioredis';
-import { createLogger } from '../../src/log';
 import type { WorkerMetrics } from '../../src/metrics/worker-metrics';
-import { contentRejected, DriverRegistry } from '../../src/platforms';
+import { contentRejected } from '../../src/platforms';
 import { ProjectionStore } from '../../src/projection/store';
 import type { ProjectionWrite } from '../../src/metrics/names';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import type { PublishRequest } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
-import { createPubflowWorkers } from '../../src/worker';
 import {
   expectCancelled,
   perFile,
   startWorkflowTestStack,
   waitForDoc,
-  workflowBundle,
+  withWorker,
   type Harness,
 } from '../helpers/harness';
 import { waitUntil } from '../helpers/polling';
@@ -55,34 +53,22 @@ const request = (): PublishRequest => ({
   priority: 5,
 });
 
-async function withRecordingWorker<T>(
+/** The harness's worker pair, recording into `metrics` (and writing through `store` when given). */
+const withRecordingWorker = <T>(
   o: { driver: ScriptedDriver; metrics: Recorder; store?: ProjectionStore },
   fn: (taskQueue: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = `tq-${randomUUID()}`;
-  const workers = await createPubflowWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps: {
-      store: o.store ?? h.store,
-      accounts: h.accounts,
-      drivers: new DriverRegistry([o.driver]),
-      log: createLogger('test-worker', { silent: true }),
+): Promise<T> =>
+  withWorker(
+    {
+      connection: env.nativeConnection,
+      harness: h,
+      drivers: [o.driver],
       metrics: o.metrics,
+      store: o.store,
+      uploadConcurrency: 2,
     },
-    uploadConcurrency: 2,
-    shutdownGraceMs: 1000,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  try {
-    return await fn(taskQueue);
-  } finally {
-    workers.shutdown();
-    await running;
-  }
-}
+    fn,
+  );
 
 const start = (taskQueue: string) =>
   env.client.workflow.start<typeof publishSingle>('publishSingle', {

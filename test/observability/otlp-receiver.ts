@@ -1,13 +1,15 @@
 /**
  * An in-process OTLP/HTTP trace receiver for tests: a real HTTP server on a free loopback port that accepts
- * `POST /v1/traces` in the JSON encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), answers 200 as a collector does,
- * and keeps every span it decoded with its service name.
+ * `POST /v1/traces` in either encoding, JSON (OTEL_EXPORTER_OTLP_PROTOCOL=http/json) or protobuf (http/protobuf,
+ * decoded with the OTLP message definitions the exporter package itself ships), answers 200 as a collector does, and
+ * keeps every span it decoded with its service name and the encoding it came in.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedSpan {
   service: string;
+  encoding: 'json' | 'protobuf';
   traceId: string;
   spanId: string;
   /** '' for a root span. */
@@ -19,7 +21,7 @@ export interface ReceivedSpan {
 
 interface AnyValue {
   stringValue?: string;
-  intValue?: number | string;
+  intValue?: number | string | { toString(): string } | null;
   boolValue?: boolean;
   doubleValue?: number;
 }
@@ -32,9 +34,9 @@ interface ExportTraceServiceRequest {
     resource?: { attributes?: KeyValue[] };
     scopeSpans?: {
       spans?: {
-        traceId: string;
-        spanId: string;
-        parentSpanId?: string;
+        traceId: string | Uint8Array;
+        spanId: string | Uint8Array;
+        parentSpanId?: string | Uint8Array;
         name: string;
         kind: number;
         attributes?: KeyValue[];
@@ -43,7 +45,27 @@ interface ExportTraceServiceRequest {
   }[];
 }
 
-const valueOf = (v: AnyValue): unknown => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
+// protobufjs decodes 64-bit ints as Long objects and ids as bytes.
+const valueOf = (v: AnyValue): unknown =>
+  v.stringValue ??
+  (v.intValue !== undefined && v.intValue !== null ? Number(String(v.intValue)) : undefined) ??
+  v.boolValue ??
+  v.doubleValue;
+const hex = (id: unknown): string =>
+  typeof id === 'string' ? id : id instanceof Uint8Array ? Buffer.from(id).toString('hex') : '';
+
+interface ProtoRoot {
+  opentelemetry: {
+    proto: { collector: { trace: { v1: { ExportTraceServiceRequest: { decode(buf: Uint8Array): unknown } } } } };
+  };
+}
+function decodeProtobuf(body: Buffer): ExportTraceServiceRequest {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const root = require('@opentelemetry/otlp-transformer/build/src/generated/root') as ProtoRoot;
+  return root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest.decode(
+    body,
+  ) as ExportTraceServiceRequest;
+}
 const attrs = (kvs: KeyValue[] | undefined) => Object.fromEntries((kvs ?? []).map((kv) => [kv.key, valueOf(kv.value)]));
 
 export class OtlpReceiver {
@@ -70,13 +92,22 @@ export class OtlpReceiver {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const type = req.headers['content-type'] ?? '';
-      if (req.method !== 'POST' || req.url !== '/v1/traces' || !type.startsWith('application/json')) {
+      const encoding = type.startsWith('application/json')
+        ? 'json'
+        : type.startsWith('application/x-protobuf')
+          ? 'protobuf'
+          : undefined;
+      if (req.method !== 'POST' || req.url !== '/v1/traces' || !encoding) {
         this.refused.push(`${req.method} ${req.url} ${type}`);
         res.writeHead(415).end();
         return;
       }
       try {
-        this.take(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ExportTraceServiceRequest);
+        const body = Buffer.concat(chunks);
+        this.take(
+          encoding === 'json' ? (JSON.parse(body.toString('utf8')) as ExportTraceServiceRequest) : decodeProtobuf(body),
+          encoding,
+        );
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       } catch (err) {
         this.refused.push(`undecodable body: ${(err as Error).message}`);
@@ -85,16 +116,17 @@ export class OtlpReceiver {
     });
   }
 
-  private take(body: ExportTraceServiceRequest): void {
+  private take(body: ExportTraceServiceRequest, encoding: 'json' | 'protobuf'): void {
     for (const rs of body.resourceSpans ?? []) {
       const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
       for (const ss of rs.scopeSpans ?? [])
         for (const s of ss.spans ?? [])
           this.spans.push({
             service,
-            traceId: s.traceId,
-            spanId: s.spanId,
-            parentSpanId: s.parentSpanId ?? '',
+            encoding,
+            traceId: hex(s.traceId),
+            spanId: hex(s.spanId),
+            parentSpanId: hex(s.parentSpanId),
             name: s.name,
             kind: s.kind,
             attributes: attrs(s.attributes),
