@@ -114,6 +114,73 @@ test('one task id grepped across the API and worker logs tells its story, each l
   ]);
 });
 
+test('a retry from the review library carries its own request id into the new attempt; a batch passes its id to every child', async () => {
+  // Arrange: the endpoint fails the first upload (5xx: Unconfirmed, a review), then succeeds.
+  const off = { OTEL_EXPORTER_OTLP_ENDPOINT: '' };
+  const api = await stack.startApi('story-api-retry', off);
+  const worker = await stack.startWorker('story-worker-retry', off);
+  let calls = 0;
+  stack.endpoint.behaviour = () => (++calls === 1 ? { status: 500 } : { status: 200 });
+  const stamp = Date.now().toString(36);
+  const post = async (route: string, role: 'publisher' | 'operator', requestId: string, body: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${stack.apiPort}/api/v1${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...stack.keys.header(role), 'X-Request-Id': requestId },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  try {
+    // Act 1: a publish that lands in review, then a person's retry.
+    const first = await post('/publish', 'publisher', `pub-${stamp}`, {
+      platform: 'webhook',
+      accountId: stack.accountIds[0],
+      video: { path: stack.media[0] },
+      title: 'retried',
+    });
+    expect(first.status).toBe(202);
+    const taskId = String(first.body.taskId);
+    await stack.waitUntil('the review to be filed', () => grep(worker, taskId).some((l) => l.msg === 'review filed'));
+    const retry = await post(`/reviews/${taskId}/retry`, 'operator', `retry-${stamp}`, { note: 'endpoint fixed' });
+    expect(retry.status).toBe(200);
+    await stack.waitUntil('the retried upload to succeed', () =>
+      grep(worker, taskId).some((l) => l.msg === 'upload succeeded'),
+    );
+
+    // Act 2: a batch of two.
+    stack.endpoint.behaviour = () => ({ status: 200 });
+    const batch = await post('/publish/batch', 'publisher', `batch-${stamp}`, {
+      defaults: { platform: 'webhook', video: { path: stack.media[1] } },
+      items: [
+        { accountId: stack.accountIds[0], title: 'b0' },
+        { accountId: stack.accountIds[1], title: 'b1' },
+      ],
+    });
+    expect(batch.status).toBe(202);
+    const batchId = String(batch.body.taskId);
+    const children = () => grep(worker, `"requestId":"batch-${stamp}"`).filter((l) => l.msg === 'upload succeeded');
+    await stack.waitUntil('both children to upload', () => children().length === 2);
+
+    // Assert: attempt 1's lines carry the publish's request id, attempt 2's the retry's.
+    const uploads = grep(worker, taskId).filter((l) => l.msg === 'upload started');
+    expect(uploads).toEqual([
+      expect.objectContaining({ taskAttempt: 1, requestId: `pub-${stamp}` }),
+      expect.objectContaining({ taskAttempt: 2, requestId: `retry-${stamp}` }),
+    ]);
+    expect(grep(api, `"requestId":"retry-${stamp}"`)).toEqual([
+      expect.objectContaining({ msg: 'request', path: `/api/v1/reviews/${taskId}/retry`, status: 200, taskId }),
+    ]);
+    // Each child is its own task, with the batch's request id.
+    const childIds = children().map((l) => String(l.taskId));
+    expect(new Set(childIds).size).toBe(2);
+    for (const id of childIds) expect(id.startsWith(batchId)).toBe(true);
+  } finally {
+    await Promise.all([api.stop(), worker.stop()]);
+    stack.endpoint.behaviour = () => ({ status: 200 });
+  }
+});
+
 test('an API request without a usable X-Request-Id gets a new one, in its answer and its log line', async () => {
   const api = await stack.startApi('story-api-ids', { OTEL_EXPORTER_OTLP_ENDPOINT: '' });
   const bad = await fetch(`http://127.0.0.1:${stack.apiPort}/api/v1/tasks/stats`, {
