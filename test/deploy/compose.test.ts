@@ -263,9 +263,10 @@ test('the Dockerfile’s build stage has what `npm run build` needs, and the ima
   // prebuilt workflow bundle exist, and the final image runs them as the node user.
   expect({ status: run.status, out: `${run.stdout}${run.stderr}`.trim() }).toEqual({
     status: 0,
-    out: 'workflow bundle written: lib/workflow-bundle.js',
+    out: 'workflow bundle written: lib/workflow-bundle.js\nworkflow bundle written: lib/workflow-bundle.traced.js',
   });
   expect(existsSync(path.join(dir, 'lib/workflow-bundle.js'))).toBe(true); // what the worker loads at start
+  expect(existsSync(path.join(dir, 'lib/workflow-bundle.traced.js'))).toBe(true); // the same, with tracing on
   const f = compose();
   for (const name of ['worker', 'api']) {
     const [bin, entry] = service(f, name).command!;
