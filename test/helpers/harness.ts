@@ -27,6 +27,7 @@ import { TaskStateManager } from '../../src/projection/task-state-manager';
 import { uploadQueueFor } from '../../src/shared/task-queues';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
+import { workflowInterceptorModules } from '../../src/prebuilt-workflows';
 import { waitUntil, type PollOptions } from './polling';
 import {
   createTimeSkippingEnv,
@@ -39,10 +40,11 @@ import {
 } from './servers';
 
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Bundle the workflows once per test file. */
+/** Bundle the workflows once per test file, with the workflow interceptors the prebuilt bundle has (log context). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundlePromise ??= bundleWorkflowCode({
     workflowsPath: require.resolve('../../src/workflows'),
+    workflowInterceptorModules: workflowInterceptorModules(path.resolve(__dirname, '../../src')),
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   });
   return bundlePromise;

@@ -44,3 +44,11 @@ test.each([
   expect(failures).toEqual([]);
   expect(replayed).toBe(fixtures.length);
 });
+
+test('only the traced bundle has OpenTelemetry in it; both have the log context', () => {
+  const plain = readFileSync(prebuiltWorkflowBundle(LIB).codePath, 'utf8');
+  const traced = readFileSync(prebuiltWorkflowBundle(LIB, { traced: true }).codePath, 'utf8');
+  for (const code of [plain, traced]) expect(code).toContain('pubflow-request-id');
+  expect(plain).not.toMatch(/OpenTelemetryInboundInterceptor|@opentelemetry/);
+  expect(traced).toContain('OpenTelemetryInboundInterceptor');
+});
