@@ -2,10 +2,12 @@
  * Every log line of every pubflow process: JSON from one pino logger per output stream. A line is
  * `{"level":"info","ts":"<ISO time>","pid":…,"hostname":…,"component":"worker",…fields,"msg":"…"}`.
  * The level comes from PUBFLOW_LOG_LEVEL (default info). The Temporal SDK's own lines (core, workflow `log`,
- * activity `Context.current().log`) reach the same logger through {@link toTemporalLogger}.
+ * activity `Context.current().log`) reach the same logger through {@link toTemporalLogger}. Lines logged while the API
+ * serves a request carry its `requestId` (src/api/request-id.ts).
  */
 import pino from 'pino';
 import type { Logger as TemporalLogger, LogLevel as TemporalLogLevel, LogMetadata } from '@temporalio/common';
+import { currentRequest } from './interceptors/request-context';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -50,6 +52,12 @@ function createRoot(destination: pino.DestinationStream): pino.Logger {
     {
       // Each logger sets its own level (child option below); the root lets everything through to them.
       level: 'trace',
+      // A line logged while the API serves a request (an audit line, an unexpected error, a desk sign-in) carries the
+      // request's id; a line's own `requestId` wins.
+      mixin: () => {
+        const request = currentRequest();
+        return request ? { requestId: request.requestId } : {};
+      },
       timestamp: () => `,"ts":"${new Date().toISOString()}"`,
       formatters: { level: (label) => ({ level: label }) },
     },

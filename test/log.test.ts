@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { runInRequestContext } from '../src/interceptors/request-context';
 import { createLogger, fromTemporalLogger, logLevelFromEnv, toTemporalLogger, type LogLevel } from '../src/log';
 
 /** A destination that keeps the lines pino writes. */
@@ -77,5 +78,24 @@ test("ours over the SDK's activity logger keeps the bindings and the SDK adds it
       stage: 'reconcile',
       n: 1,
     }),
+  ]);
+});
+
+test('a line logged while a request is served carries its id, also after an await; its own requestId wins', async () => {
+  const { lines, log } = capture();
+  log.info('before');
+  await runInRequestContext({ requestId: 'req-1', taskIds: new Set() }, async () => {
+    log.info('inside');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    log.child({ taskId: 'pub-3' }).warn('later');
+    log.info('explicit', { requestId: 'req-2' });
+  });
+  log.info('after');
+  expect(lines.map((l) => [l.msg, l.requestId])).toEqual([
+    ['before', undefined],
+    ['inside', 'req-1'],
+    ['later', 'req-1'],
+    ['explicit', 'req-2'],
+    ['after', undefined],
   ]);
 });

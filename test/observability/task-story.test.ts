@@ -168,7 +168,9 @@ test('a retry from the review library carries its own request id into the new at
       expect.objectContaining({ taskAttempt: 1, requestId: `pub-${stamp}` }),
       expect.objectContaining({ taskAttempt: 2, requestId: `retry-${stamp}` }),
     ]);
+    // The API's lines of the retry: the person's decision (audit) and the request, both with its id.
     expect(grep(api, `"requestId":"retry-${stamp}"`)).toEqual([
+      expect.objectContaining({ msg: 'audit', action: 'retry', taskId, note: 'endpoint fixed' }),
       expect.objectContaining({ msg: 'request', path: `/api/v1/reviews/${taskId}/retry`, status: 200, taskId }),
     ]);
     // Each child is its own task, with the batch's request id.
