@@ -3,8 +3,10 @@
  *
  * - Every workflow `log` line of a task's workflow (publishSingle, publishBatch) carries `taskId` (the workflow id)
  *   and, when the workflow was started, signalled or updated by an API request, that request's id (`requestId`).
- * - The id travels on: to each activity, child workflow, signal and continue-as-new as the `pubflow-request-id`
- *   header. The latest signal or update that brings one (a person's retry) replaces it for what follows.
+ * - The id travels on: to each activity, child workflow and continue-as-new as the `pubflow-request-id` header. The
+ *   latest signal or update from a client that brings one (a person's retry) replaces it for what follows. Signals
+ *   between workflows (a child's status to its batch, a turn to a gate) carry none: a child's retry is not its
+ *   batch's request.
  * - A task's workflow logs its start and end ("workflow started", "workflow completed", ...), so a task's story in
  *   the worker's log does not depend on what the workflow code itself logs.
  *
@@ -69,7 +71,6 @@ export const interceptors: WorkflowInterceptorsFactory = (): WorkflowInterceptor
         scheduleLocalActivity: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         startChildWorkflowExecution: (input, next) =>
           next({ ...input, headers: withRequestId(input.headers, requestId) }),
-        signalWorkflow: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         continueAsNew: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         getLogAttributes: (input, next) =>
           next({

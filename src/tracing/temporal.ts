@@ -9,6 +9,7 @@ import {
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
   OpenTelemetryWorkflowClientInterceptor,
+  type OpenTelemetryWorkflowExporter,
 } from '@temporalio/interceptors-opentelemetry';
 import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
 import { activityLogContext, RequestIdClientInterceptor } from '../interceptors';
@@ -34,7 +35,8 @@ export function activityInterceptors(tracing: Tracing | null): ActivityIntercept
 }
 
 /** The `exporter` sink the workflow interceptors send their finished spans through (tracing on only). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function workflowSpanSinks(tracing: Tracing | null): InjectedSinks<any> | undefined {
+export function workflowSpanSinks(
+  tracing: Tracing | null,
+): InjectedSinks<{ exporter: OpenTelemetryWorkflowExporter }> | undefined {
   return tracing ? { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) } : undefined;
 }
