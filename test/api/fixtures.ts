@@ -22,6 +22,7 @@ import {
   authExpired,
   contentRejected,
   unconfirmed,
+  verificationRequired,
   type DriverResult,
   type PublishContext,
 } from '../../src/platforms/types';
@@ -45,13 +46,15 @@ export const WEBHOOK_SECRET = 'Bearer api-test-s3cret-7f1c';
  * How the scripted platform behaves, chosen per request through `options.behave` (requests run concurrently, so a
  * shared queue of steps could hand one task's step to another).
  */
-export type Behaviour = 'succeed' | 'reject-first' | 'unconfirmed' | 'hang' | 'auth-expired';
+export type Behaviour = 'succeed' | 'reject-first' | 'unconfirmed' | 'hang' | 'auth-expired' | 'verify-first';
 
 function scriptedBehaviour(ctx: PublishContext): Promise<DriverResult> {
   const behave = (ctx.request.options?.behave as Behaviour | undefined) ?? 'succeed';
   if (behave === 'hang') return hangUntilAborted(ctx);
   if (behave === 'reject-first' && ctx.attempt === 1) return Promise.reject(contentRejected('title is not allowed'));
   if (behave === 'unconfirmed') return Promise.reject(unconfirmed('the platform did not answer'));
+  if (behave === 'verify-first' && ctx.attempt === 1)
+    return Promise.reject(verificationRequired('the platform asks for a code', 'captcha page: <form id="verify">'));
   // A logged-out account on the first attempt (its gate then holds the account's queue until reactivated).
   if (behave === 'auth-expired' && ctx.attempt === 1)
     return Promise.reject(authExpired('the session cookie has expired'));
