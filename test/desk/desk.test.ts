@@ -126,7 +126,6 @@ test('a failed webhook publish appears in Reviews; a retry with a corrected titl
   await page.waitForSelector('[data-testid="cancel"]', { hidden: true, timeout: 5000 });
   // Still the same document: the status changed over the event stream, not by reloading.
   expect(await page.evaluate(() => (globalThis as unknown as { deskMark?: number }).deskMark)).toBe(42);
-  await shot(page, 'task');
   await page.reload();
   // The timeline, from Temporal's history: both attempts with their titles, the review and who closed it.
   const rows = await page.$$eval('[data-testid="timeline"] tbody tr', (trs) =>
@@ -142,6 +141,7 @@ test('a failed webhook publish appears in Reviews; a retry with a corrected titl
     expect.stringMatching(/finished: success/),
   ]);
   expect(await textOf(page, '[data-testid="task-title"]')).toBe('corrected title');
+  await shot(page, 'task');
   const link = await page.$eval('[data-testid="temporal-link"]', (a) => (a as unknown as { href: string }).href);
   expect(link).toBe(`http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(id)}`);
   expect(receiver.requestsFor(id).map((r) => [r.key, r.metadata.title, r.status])).toEqual([
