@@ -38,6 +38,14 @@ export interface TaskListPage {
 
 export type TaskRead = { raw: string } | { doc: TaskDoc };
 
+/** An ISO time the schema accepted, as epoch ms (a value Date cannot place is a 400, never a NaN score). */
+function epochMs(iso: string | undefined, field: string): number | undefined {
+  if (iso === undefined) return undefined;
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw invalid(field, 'is not a time this server can place');
+  return ms;
+}
+
 export function createTaskService(deps: ServiceDeps) {
   const { client, tsm, store, log } = deps;
   const control = new TaskControl(client, store);
@@ -62,8 +70,8 @@ export function createTaskService(deps: ServiceDeps) {
           cursor,
           time,
           limit,
-          since: since === undefined ? undefined : Date.parse(since),
-          until: until === undefined ? undefined : Date.parse(until),
+          since: epochMs(since, 'query.since'),
+          until: epochMs(until, 'query.until'),
         });
         return { items: page.items, total: null, next: page.next, scanned: page.scanned };
       } catch (err) {
