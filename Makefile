@@ -8,6 +8,7 @@ help:
 	@echo "make check      typecheck, lint and format check only"
 	@echo "make bench      run the benchmarks in bench/ (see docs/benchmarks.md)"
 	@echo "make reconcile  rebuild the Redis projection from Temporal"
+	@echo "make screenshots  refresh docs/desk/*.png from the desk's browser test (docs/desk.md)"
 	@echo "make keys       create data/api-keys.json with an admin key (token in data/admin.token) if there is none"
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -35,6 +36,9 @@ test: install tools check build
 	npx jest --ci --testPathIgnorePatterns=/node_modules/ --testPathIgnorePatterns=$(LOAD_TESTS)
 	npx jest --ci $(LOAD_TESTS)
 
+screenshots: install tools build
+	PUBFLOW_DESK_SCREENSHOTS=docs/desk npx jest --ci test/desk/desk.test.ts
+
 up: install tools build
 	scripts/up.sh
 
@@ -48,4 +52,4 @@ reconcile: install build
 keys: install build
 	node lib/tools/keys.js ensure-admin --dir data
 
-.PHONY: help install tools build check test up bench reconcile keys
+.PHONY: help install tools build check test up bench reconcile keys screenshots

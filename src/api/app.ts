@@ -102,13 +102,17 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   api.get('/tasks', role('viewer'), async (req, res) => {
-    res.json(await tsm.listTasks(parse(ListTasksQuery, req.query, 'query')));
+    res.json(await service.listTasks(parse(ListTasksQuery, req.query, 'query')));
   });
 
   api.get('/tasks/:id', role('viewer'), async (req, res) => {
     const read = await service.getTask(parse(TaskIdParam, req.params.id, 'id'));
     if ('raw' in read) res.type('application/json').send(read.raw);
     else res.json(read.doc);
+  });
+
+  api.get('/tasks/:id/timeline', role('viewer'), async (req, res) => {
+    res.json(await service.timeline(parse(TaskIdParam, req.params.id, 'id')));
   });
 
   api.post('/tasks/:id/cancel', role('publisher'), async (req, res) => {

@@ -40,6 +40,8 @@ import {
   TaskDocSchema,
   TaskIdParam,
   TaskPage,
+  TaskListPage,
+  TimelineSchema,
 } from './schemas';
 
 type JsonSchema = Record<string, unknown>;
@@ -224,10 +226,12 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'get',
     path: '/tasks',
     role: 'viewer',
-    summary: 'List tasks, newest first',
+    summary:
+      'List tasks, newest first: by status, type or batch (exact, paged by offset), and by platform, account, time ' +
+      'range or a search by id or title (a bounded scan of at most 2,000 tasks per page, paged by cursor)',
     query: ListTasksQuery,
     responses: {
-      200: { description: 'One page', schema: TaskPage },
+      200: { description: 'One page', schema: TaskListPage },
       400: bad('Invalid query; the message names the parameter'),
       ...internal,
     },
@@ -240,6 +244,21 @@ export const ROUTES: readonly RouteSpec[] = [
     params: { id: TaskIdParam },
     responses: {
       200: { description: 'The document', schema: TaskDocSchema },
+      400: bad('Invalid id'),
+      404: taskNotFound,
+      ...internal,
+    },
+  }),
+  v1({
+    method: 'get',
+    path: '/tasks/:id/timeline',
+    role: 'viewer',
+    summary:
+      "A task's timeline from Temporal's history: every upload attempt (error kind, message, evidence), automatic " +
+      'retries, reviews opened and closed, and every human decision with who and when',
+    params: { id: TaskIdParam },
+    responses: {
+      200: { description: 'The timeline, oldest first', schema: TimelineSchema },
       400: bad('Invalid id'),
       404: taskNotFound,
       ...internal,
@@ -381,6 +400,8 @@ const RESPONSE_NAMES: Array<[string, z.ZodType]> = [
   ['Error', ErrorBody],
   ['TaskDoc', TaskDocSchema],
   ['TaskPage', TaskPage],
+  ['TaskListPage', TaskListPage],
+  ['Timeline', TimelineSchema],
   ['QueueStats', QueueStatsSchema],
   ['PublishAccepted', PublishAccepted],
   ['PublishReplayed', PublishReplayed],

@@ -142,15 +142,45 @@ const queryInt = (min: number, max: number, fallback: number) =>
 const pageLimit = queryInt(1, 1000, 50);
 const pageOffset = queryInt(0, Number.MAX_SAFE_INTEGER, 0);
 
+/** The filters of `GET /tasks` that no index covers: with any of them the list is a bounded scan, paged by `cursor`. */
+export const TASK_SCAN_FILTERS = ['platform', 'accountId', 'since', 'until', 'search', 'cursor'] as const;
+
 export const ListTasksQuery = z
   .object({
     status: z.enum(TASK_STATUSES).optional(),
     type: z.enum(TASK_TYPES).optional(),
-    parent: nonEmpty().optional(),
+    parent: nonEmpty().max(400).optional().meta({ description: 'A batch id: its children.' }),
+    platform: nonEmpty().max(200).optional(),
+    accountId: nonEmpty().max(400).optional(),
+    since: isoWithOffset().optional().meta({ description: 'From this time on (inclusive), by `time`.' }),
+    until: isoWithOffset().optional().meta({ description: 'Up to this time (inclusive), by `time`.' }),
+    time: z
+      .enum(['created', 'updated'])
+      .default('created')
+      .meta({ description: 'Which timestamp `since`/`until` and the order use (with a scan filter).' }),
+    search: nonEmpty().max(200).optional().meta({ description: 'A task id, or part of a task id or title.' }),
+    cursor: nonEmpty()
+      .max(600)
+      .optional()
+      .meta({ description: 'The `next` of the previous page (scan filters only).' }),
     limit: pageLimit,
-    offset: pageOffset,
+    offset: pageOffset.meta({
+      description: 'Index filters only (status, type, parent); with a scan filter use `cursor`.',
+    }),
   })
-  .strict();
+  .strict()
+  .superRefine((q, ctx) => {
+    const scan = TASK_SCAN_FILTERS.some((k) => q[k] !== undefined);
+    if (scan && q.offset > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['offset'],
+        message: "use cursor (the previous page's next) with these filters",
+      });
+    if (q.since !== undefined && q.until !== undefined && Date.parse(q.since) > Date.parse(q.until))
+      ctx.addIssue({ code: 'custom', path: ['until'], message: 'must not be before since' });
+  });
+export type ListTasksQuery = z.infer<typeof ListTasksQuery>;
 
 export const ListReviewsQuery = z
   .object({
@@ -326,6 +356,57 @@ export const TaskDocSchema = z
   .strict();
 
 export const TaskPage = z.object({ items: z.array(TaskDocSchema), total: z.number().int() }).strict();
+
+/**
+ * `GET /tasks`: with index filters only, `total` counts every match and `offset` pages; with a scan filter (platform,
+ * accountId, since, until, search) `total` is null, `next` continues and `scanned` says how many tasks this page
+ * looked at (at most 2,000).
+ */
+export const TaskListPage = z
+  .object({
+    items: z.array(TaskDocSchema),
+    total: z.number().int().nullable(),
+    next: z.string().nullable(),
+    scanned: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+const optText = () => z.string().nullable().optional();
+/** One entry of `GET /tasks/:id/timeline` (src/service/timeline.ts); which fields are set depends on `type`. */
+export const TimelineEntrySchema = z
+  .object({
+    type: z.enum(['attempt', 'auto_retry', 'review_opened', 'review_closed', 'decision', 'finished']),
+    at: timestamp(),
+    attempt: z.number().int().optional(),
+    title: z.string().optional(),
+    platform: z.string().optional(),
+    accountId: z.string().optional(),
+    started_at: timestamp().nullable().optional(),
+    ended_at: timestamp().nullable().optional(),
+    outcome: z.enum(['running', 'success', 'failed', 'timed_out', 'cancelled']).optional(),
+    error_kind: optText(),
+    message: optText(),
+    evidence: optText().meta({ description: "The platform's answer, as the driver kept it (shown as text)" }),
+    url: optText(),
+    delay_seconds: z.number().int().min(0).optional(),
+    action: z.string().optional(),
+    by: z.string().optional(),
+    role: z.string().optional(),
+    note: optText(),
+    via: z.string().optional(),
+    patched: z.array(z.string()).optional(),
+    status: z.string().optional(),
+  })
+  .strict();
+
+export const TimelineSchema = z
+  .object({
+    taskId: z.string(),
+    runId: z.string().nullable(),
+    fromHistory: z.boolean(),
+    entries: z.array(TimelineEntrySchema),
+  })
+  .strict();
 
 const count = () => z.number().int().min(0);
 /** The ZCARD of each status index, and their sum. */

@@ -18,6 +18,8 @@ import type {
   RetryAllOutcome,
   ReviewOutcomeSchema,
   TaskPage,
+  TaskListPage,
+  TimelineSchema,
 } from '../api/schemas';
 import { ROLES } from '../auth/roles';
 import { TASK_STATUSES, TASK_TYPES } from '../shared/types';
@@ -27,7 +29,7 @@ import { ApiClient } from './client';
 import { loadCliConfig } from './config';
 import { ApiResponseError, CliError, EXIT, inputError, type ExitCode } from './errors';
 import { json, paint, processIo, safe, shortTime, statusStyle, table, truncate, type Io } from './output';
-import { watch, type TaskDoc } from './watch';
+import { DEFAULT_SETTLE_MS, watch, type TaskDoc } from './watch';
 
 type Infer<T extends z.ZodType> = z.infer<T>;
 
@@ -64,6 +66,14 @@ export function publishTime(v: string): string {
       throw new InvalidArgumentError(`"${v}" is not a duration (e.g. +10m, in 2h)`);
     return new Date(Date.now() + n).toISOString();
   }
+  return v;
+}
+
+/** `--since` / `--until`: ISO 8601 with an offset as written; `2h` / `-2h` / `2h ago` is that long before now. */
+export function pastTime(v: string): string {
+  const rel = /^-?\s*(.+?)(?:\s+ago)?$/i.exec(v.trim());
+  const n = rel && !/^\d{4}-/.test(v.trim()) ? ms(rel[1]!.trim() as ms.StringValue) : undefined;
+  if (typeof n === 'number' && Number.isFinite(n) && n >= 0) return new Date(Date.now() - n).toISOString();
   return v;
 }
 
@@ -220,28 +230,56 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
     .command('watch <id>')
     .description('follow a task or batch to its end with a live progress bar; exit 0 on success, 1 otherwise')
     .option('--interval <duration>', 'how often to ask (default 1s)', duration, 1000)
+    .option(
+      '--settle <duration>',
+      'a "failed" is the outcome once it has held this long (default 2s): right after retry or retry-all it is not',
+      duration,
+      DEFAULT_SETTLE_MS,
+    )
     .addOption(jsonOpt())
     .action(
-      act(async (id: string, o: { interval: number; json?: boolean }) =>
-        watchTask(ctx, id, { interval: o.interval, json: !!o.json }),
+      act(async (id: string, o: { interval: number; settle: number; json?: boolean }) =>
+        watchTask(ctx, id, { interval: o.interval, settle: o.settle, json: !!o.json }),
       ),
     );
 
   program
     .command('tasks')
-    .description('list tasks, newest first')
+    .description(
+      'list tasks, newest first; --platform, --account, --since, --until and --search scan at most 2,000 tasks ' +
+        'per page (--cursor goes on)',
+    )
     .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
     .addOption(new Option('--type <type>', 'only this type').choices(TASK_TYPES))
     .option('--batch <batchId>', "only this batch's items (the API's ?parent=)")
+    .option('--platform <name>', 'only this platform')
+    .option('--account <id>', 'only this account')
+    .option('--since <time>', 'from this time: ISO 8601 with an offset, or 2h (ago)', pastTime)
+    .option('--until <time>', 'up to this time: ISO 8601 with an offset, or 30m (ago)', pastTime)
+    .addOption(
+      new Option('--time <which>', 'which time --since/--until and the order use (default created)').choices([
+        'created',
+        'updated',
+      ]),
+    )
+    .option('--search <text>', 'a task id, or part of a task id or title')
+    .option('--cursor <next>', 'go on where the previous page stopped (its "next")')
     .option('--limit <n>', 'at most this many (default 50)', intIn('--limit', 1, 1000))
-    .option('--offset <n>', 'skip this many', intIn('--offset', 0, Number.MAX_SAFE_INTEGER))
+    .option('--offset <n>', 'skip this many (not with the scan filters)', intIn('--offset', 0, Number.MAX_SAFE_INTEGER))
     .addOption(jsonOpt())
     .action(
       act(async (o: Record<string, string | number | boolean | undefined>) => {
-        const page = await ctx.client().get<Infer<typeof TaskPage>>('/tasks', {
+        const page = await ctx.client().get<Infer<typeof TaskListPage>>('/tasks', {
           status: o.status as string,
           type: o.type as string,
           parent: o.batch as string,
+          platform: o.platform as string,
+          accountId: o.account as string,
+          since: o.since as string,
+          until: o.until as string,
+          time: o.time as string,
+          search: o.search as string,
+          cursor: o.cursor as string,
           limit: o.limit as number,
           offset: o.offset as number,
         });
@@ -260,7 +298,47 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
             ]),
           ),
         );
-        io.err(`${page.items.length} of ${page.total}\n`);
+        if (page.total !== null) io.err(`${page.items.length} of ${page.total}\n`);
+        else
+          io.err(
+            `${page.items.length} found, ${page.scanned ?? 0} tasks looked at` +
+              (page.next ? `; more: --cursor ${page.next}\n` : '; that is all\n'),
+          );
+      }),
+    );
+
+  program
+    .command('timeline <id>')
+    .description("a task's attempts (error kind, message, evidence), reviews and decisions, from Temporal's history")
+    .addOption(jsonOpt())
+    .action(
+      act(async (id: string, o: { json?: boolean }) => {
+        const t = await ctx.client().get<Infer<typeof TimelineSchema>>(idPath('/tasks', id, '/timeline'));
+        if (o.json) return void io.out(json(t));
+        io.out(
+          table(
+            ['WHEN', 'WHAT', 'WHO', 'DETAIL'],
+            t.entries.map((e) => [
+              shortTime(e.at),
+              safe(
+                e.type === 'attempt'
+                  ? `attempt ${e.attempt ?? '?'} ${e.outcome ?? ''}${e.error_kind ? ` ${e.error_kind}` : ''}: ${e.title ?? ''}`
+                  : e.type === 'review_closed'
+                    ? `review closed: ${e.action ?? ''}${e.patched?.length ? ` (${e.patched.join(', ')})` : ''}`
+                    : e.type === 'review_opened'
+                      ? `review opened: ${e.error_kind ?? ''}`
+                      : e.type === 'auto_retry'
+                        ? `automatic retry in ${e.delay_seconds ?? 0}s`
+                        : e.type === 'finished'
+                          ? `finished: ${e.status ?? ''}`
+                          : (e.action ?? ''),
+              ),
+              safe(e.by ? `${e.by} (${e.role ?? ''})` : ''),
+              truncate(safe([e.message, e.evidence, e.url, e.note].filter(Boolean).join(' · ')), 80),
+            ]),
+          ),
+        );
+        if (!t.fromHistory) io.err("Temporal no longer has this run: only the document's decisions are shown\n");
       }),
     );
 
@@ -548,8 +626,17 @@ function keysCommand(args: string[]): ExitCode {
   }
 }
 
-async function watchTask(ctx: Context, id: string, o: { interval: number; json: boolean }): Promise<ExitCode> {
-  return watch(ctx.client(), ctx.io, id, { intervalMs: o.interval, giveUpMs: 30_000, json: o.json });
+async function watchTask(
+  ctx: Context,
+  id: string,
+  o: { interval: number; json: boolean; settle?: number },
+): Promise<ExitCode> {
+  return watch(ctx.client(), ctx.io, id, {
+    intervalMs: o.interval,
+    giveUpMs: 30_000,
+    json: o.json,
+    settleMs: o.settle,
+  });
 }
 
 /** The title of a publish, or the counts of a batch. */

@@ -16,7 +16,16 @@ export interface WatchOptions {
   /** How long polling may keep failing (API restarting, network) before giving up. */
   giveUpMs: number;
   json: boolean;
+  /**
+   * A failed outcome is final only once it holds: the same document version read again this long after (default
+   * 2 s), and for a batch its failed items in the index as many as its counts say. Right after `retry` or
+   * `retry-all` the mirror still says "failed" for a moment (a batch's document follows its items' reports, written
+   * at most once a second); without this, `retry-all && watch` ended at once with exit 1.
+   */
+  settleMs?: number;
 }
+
+export const DEFAULT_SETTLE_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -29,6 +38,8 @@ export async function watch(client: ApiClient, io: Io, id: string, opts: WatchOp
   let last = '';
   let failingSince: number | undefined;
   let drawn = false;
+  // The first read of the current failed version (see WatchOptions.settleMs).
+  let candidate: { version: number; since: number } | null = null;
   const onInt = () => {
     if (drawn && io.errTty) io.err('\n');
     process.exit(130);
@@ -63,6 +74,14 @@ export async function watch(client: ApiClient, io: Io, id: string, opts: WatchOp
         drawn = true;
       } else if (line !== last) io.err(line + '\n');
       last = line;
+      if (doc.status === 'failed') {
+        const moving = doc.counts !== undefined && (await itemsMovedOn(client, doc));
+        if (moving || candidate?.version !== doc.version) candidate = { version: doc.version, since: Date.now() };
+        if (moving || Date.now() - candidate.since < (opts.settleMs ?? DEFAULT_SETTLE_MS)) {
+          await sleep(Math.min(opts.intervalMs, 500));
+          continue;
+        }
+      }
       if (isFinished(doc)) {
         if (drawn) io.err('\n');
         io.out(opts.json ? json(doc) : outcomeLine(doc, io.color && io.outTty) + '\n');
@@ -73,6 +92,16 @@ export async function watch(client: ApiClient, io: Io, id: string, opts: WatchOp
   } finally {
     process.removeListener('SIGINT', onInt);
   }
+}
+
+/** A failed batch whose items in the index are fewer failed than its counts say: some are being retried. */
+async function itemsMovedOn(client: ApiClient, doc: TaskDoc): Promise<boolean> {
+  const failed = await client.get<{ total: number | null }>('/tasks', {
+    parent: doc.task_id,
+    status: 'failed',
+    limit: 1,
+  });
+  return failed.total !== null && failed.total < (doc.counts?.failed ?? 0);
 }
 
 function transient(err: CliError): boolean {

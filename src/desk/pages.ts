@@ -5,8 +5,11 @@
  */
 import { roleAtLeast, type Principal, type Role } from '../auth/roles';
 import type { AccountView } from '../service/accounts';
-import type { Page, QueueStats } from '../projection/task-state-manager';
-import { TASK_STATUSES, type DecisionRecord, type TaskDoc } from '../shared/types';
+import type { AccountWaiting, Page, QueueStats } from '../projection/task-state-manager';
+import type { ListTasksQuery } from '../api/schemas';
+import type { TaskListPage } from '../service/tasks';
+import type { Timeline } from '../service/timeline';
+import { TASK_STATUSES, type DecisionRecord, type TaskDoc, type TaskStatus } from '../shared/types';
 import { html, linkOrText, query, type Html } from './html';
 import { DESK_ACTIONS, type DeskAction } from './actions';
 import { throughputChart, type Throughput } from './throughput';
@@ -413,53 +416,70 @@ const videoPath = (doc: TaskDoc): string => {
 
 // ---------------------------------------------------------------- tasks
 
+/** The Tasks and Batches pages: every filter of GET /api/v1/tasks, in one form. */
 export function tasksPage(
   ctx: PageContext,
-  d: {
-    filters: { status?: string; type?: string; parent?: string };
-    page: Page<TaskDoc>;
-    offset: number;
-    limit: number;
-  },
+  d: { query: ListTasksQuery; page: TaskListPage },
   title = 'Tasks',
   current = '/ui/tasks',
 ): Html {
-  const f = d.filters;
-  const batches = f.type === 'batch_publish';
+  const q = d.query;
+  const batches = q.type === 'batch_publish';
+  const scan = d.page.total === null;
+  // The query string of this very list (for the pager), without its paging.
+  const params: Record<string, string | undefined> = {
+    status: q.status,
+    type: batches ? undefined : q.type,
+    parent: q.parent,
+    platform: q.platform,
+    accountId: q.accountId,
+    since: q.since,
+    until: q.until,
+    time: q.time === 'created' ? undefined : q.time,
+    search: q.search,
+  };
+  const local = (iso: string | undefined): string => (iso ? new Date(iso).toISOString().slice(0, 16) : '');
   return layout(
     ctx,
     title,
-    html`<h1>${title} <small>(${d.page.total})</small></h1>
-      ${
-        batches
-          ? ''
-          : html`<form method="get" action="/ui/tasks/search" class="filters card">
-                <label>task id <input name="id" required data-testid="search-id" /></label
-                ><button type="submit">Open</button>
-              </form>
-              <form method="get" action="/ui/tasks" class="filters card">
-                <label
-                  >status
-                  <select name="status">
-                    <option value="">any</option>
-                    ${TASK_STATUSES.map(
-                      (s) => html`<option value="${s}" ${f.status === s ? 'selected' : ''}>${s}</option>`,
-                    )}
-                  </select></label
-                >
-                <label
+    html`<h1>${title} <small>(${scan ? `${d.page.items.length} shown` : d.page.total})</small></h1>
+      <form method="get" action="${current}" class="filters card" data-testid="task-filters">
+        <label
+          >search <input name="search" value="${q.search ?? ''}" placeholder="task id or title" data-testid="search"
+        /></label>
+        <label
+          >status
+          <select name="status">
+            <option value="">any</option>
+            ${TASK_STATUSES.map((s) => html`<option value="${s}" ${q.status === s ? 'selected' : ''}>${s}</option>`)}
+          </select></label
+        >
+        ${
+          batches
+            ? ''
+            : html`<label
                   >type
                   <select name="type">
                     <option value="">any</option>
                     ${['publish', 'batch_publish'].map(
-                      (s) => html`<option value="${s}" ${f.type === s ? 'selected' : ''}>${s}</option>`,
+                      (s) => html`<option value="${s}" ${q.type === s ? 'selected' : ''}>${s}</option>`,
                     )}
                   </select></label
                 >
-                <label>batch <input name="parent" value="${f.parent ?? ''}" /></label>
-                <button type="submit">Filter</button> <a href="/ui/tasks">clear</a>
-              </form>`
-      }
+                <label>platform <input name="platform" value="${q.platform ?? ''}" size="10" /></label>
+                <label>account <input name="accountId" value="${q.accountId ?? ''}" size="12" /></label>
+                <label>batch <input name="parent" value="${q.parent ?? ''}" /></label>`
+        }
+        <label
+          ><select name="time" aria-label="which time">
+            <option value="created" ${q.time === 'created' ? 'selected' : ''}>created</option>
+            <option value="updated" ${q.time === 'updated' ? 'selected' : ''}>updated</option>
+          </select>
+          from <input type="datetime-local" name="since" value="${local(q.since)}"
+        /></label>
+        <label>to <input type="datetime-local" name="until" value="${local(q.until)}" /> UTC</label>
+        <button type="submit" data-testid="filter">Filter</button> <a href="${current}">clear</a>
+      </form>
       <table data-testid="tasks">
         <thead>
           <tr>
@@ -468,7 +488,7 @@ export function tasksPage(
             <th>platform / account</th>
             <th>status</th>
             <th>progress</th>
-            <th>created</th>
+            <th>${q.time === 'updated' && scan ? 'updated' : 'created'}</th>
           </tr>
         </thead>
         <tbody>
@@ -482,12 +502,20 @@ export function tasksPage(
                   ${statusChip(doc.status)}${doc.review?.open ? html` <a href="/ui/reviews${query({ batchId: doc.parent_task_id ?? undefined })}" class="kind">in review</a>` : ''}
                 </td>
                 <td>${progressBar(doc)}</td>
-                <td>${age(doc.created_at, ctx.now)} ago</td>
+                <td>${age(q.time === 'updated' && scan ? doc.updated_at : doc.created_at, ctx.now)} ago</td>
               </tr>`,
           )}
         </tbody>
       </table>
-      ${pager(current, { ...f, type: batches ? undefined : f.type }, d.page, d.offset, d.limit)}`,
+      ${
+        scan
+          ? html`<p class="pager" data-testid="scan-pager">
+              ${d.page.items.length === 0 ? 'none here' : ''} (looked at ${d.page.scanned ?? 0} tasks)
+              ${q.cursor ? html` <a href="${current}${query(params)}">‹ newest</a>` : ''}
+              ${d.page.next ? html` <a href="${current}${query({ ...params, cursor: d.page.next })}" data-testid="next">older ›</a>` : ''}
+            </p>`
+          : pager(current, params, { items: d.page.items, total: d.page.total ?? 0 }, q.offset, q.limit)
+      }`,
     current,
   );
 }
@@ -495,6 +523,10 @@ export function tasksPage(
 export interface TaskPageData {
   doc: TaskDoc;
   children: Page<TaskDoc> | null;
+  /** The status the children are filtered by. */
+  childStatus?: TaskStatus;
+  /** From Temporal's history; null when Temporal could not answer (the document's own record is shown then). */
+  timeline: Timeline | null;
   temporalUrl: string;
 }
 
@@ -568,6 +600,7 @@ export function taskPage(ctx: PageContext, d: TaskPageData): Html {
       }
       <section class="card">
         <h2>Timeline</h2>
+        ${d.timeline ? '' : html`<p class="msg">Temporal did not answer: this is the document's own record.</p>`}
         <table data-testid="timeline">
           <thead>
             <tr>
@@ -578,7 +611,7 @@ export function taskPage(ctx: PageContext, d: TaskPageData): Html {
             </tr>
           </thead>
           <tbody>
-            ${timeline(doc).map(
+            ${(d.timeline ? fromHistory(d.timeline) : timeline(doc)).map(
               (e) =>
                 html`<tr>
                   <td>${e.at}</td>
@@ -593,7 +626,19 @@ export function taskPage(ctx: PageContext, d: TaskPageData): Html {
       ${
         d.children
           ? html`<section class="card">
-              <h2>Items <small>(${d.children.total})</small></h2>
+              <h2>Items <small>(${d.children.total}${d.childStatus ? ` ${d.childStatus}` : ''})</small></h2>
+              <p data-testid="children-filter">
+                <a href="/ui/tasks/${enc}">all</a>
+                ${TASK_STATUSES.filter((s) => s !== 'retry').map(
+                  (s) =>
+                    html` ·
+                      <a
+                        href="/ui/tasks/${enc}${query({ children: s })}"
+                        ${d.childStatus === s ? 'aria-current="true"' : ''}
+                        >${s}${doc.counts && s in doc.counts ? ` ${doc.counts[s as keyof typeof doc.counts]}` : ''}</a
+                      >`,
+                )}
+              </p>
               <p>
                 <a href="/ui/reviews${query({ batchId: id })}">Open reviews of this batch</a> ·
                 <a href="/ui/tasks${query({ parent: id })}">all items</a>
@@ -644,6 +689,41 @@ function timeline(doc: TaskDoc): TimelineEntry[] {
   return out.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
+/** Temporal's history, one row per entry (src/service/timeline.ts). */
+function fromHistory(t: Timeline): TimelineEntry[] {
+  return t.entries.map((e) => {
+    switch (e.type) {
+      case 'attempt':
+        return {
+          at: e.at,
+          what: `attempt ${e.attempt ?? '?'}: ${e.outcome}${e.error_kind ? ` (${e.error_kind})` : ''} · "${e.title ?? ''}"${e.accountId ? ` to ${e.platform}/${e.accountId}` : ''}`,
+          who: '',
+          note: [e.message, e.evidence ? `evidence: ${e.evidence}` : null, e.url].filter(Boolean).join(' · '),
+        };
+      case 'auto_retry':
+        return { at: e.at, what: `automatic retry in ${e.delay_seconds ?? 0} s`, who: '', note: '' };
+      case 'review_opened':
+        return { at: e.at, what: `review opened: ${e.error_kind ?? ''}`, who: '', note: '' };
+      case 'review_closed':
+        return {
+          at: e.at,
+          what: `review closed: ${e.action ?? ''}${e.via ? ` via ${e.via}` : ''}${e.patched?.length ? ` (corrected ${e.patched.join(', ')})` : ''}`,
+          who: e.action === 'expired' ? '' : `${e.by ?? ''} (${e.role ?? ''})`,
+          note: e.note ?? '',
+        };
+      case 'decision':
+        return {
+          at: e.at,
+          what: `${e.action ?? ''}${e.via ? ` via ${e.via}` : ''}`,
+          who: `${e.by ?? ''} (${e.role ?? ''})`,
+          note: e.note ?? '',
+        };
+      default:
+        return { at: e.at, what: `finished: ${e.status ?? ''}`, who: '', note: '' };
+    }
+  });
+}
+
 const decisionEntry = (d: DecisionRecord): TimelineEntry => ({
   at: d.at,
   what: `${d.action}${d.attempt !== undefined ? ` (attempt ${d.attempt})` : ''}${d.via ? ` via ${d.via}` : ''}${d.publishAt ? ` to ${d.publishAt}` : ''}`,
@@ -653,8 +733,25 @@ const decisionEntry = (d: DecisionRecord): TimelineEntry => ({
 
 // ---------------------------------------------------------------- accounts
 
-export function accountsPage(ctx: PageContext, accounts: AccountView[]): Html {
+export function accountsPage(
+  ctx: PageContext,
+  accounts: AccountView[],
+  waiting: { accounts: Map<string, AccountWaiting>; complete: boolean },
+): Html {
   const operator = can(ctx, 'reactivate');
+  const waits = (id: string): Html => {
+    const w = waiting.accounts.get(id);
+    if (!w) return html`<span class="muted">nothing</span>`;
+    const more = waiting.complete ? '' : '≥ ';
+    const link = (status: string, n: number, label: string) =>
+      n > 0
+        ? html`<a href="/ui/tasks${query({ accountId: id, status, time: 'updated' })}" data-testid="waits-${status}"
+            >${more}${n} ${label}</a
+          >`
+        : '';
+    return html`${[link('pending', w.pending, 'queued or scheduled'), link('running', w.running, 'uploading'), link('retry', w.retry, 'backing off')].filter((x) => x !== '').map((x, i) => html`${i > 0 ? ' · ' : ''}${x}`)}
+      <br /><small>${w.sample.map((t, i) => html`${i > 0 ? ' ' : ''}${taskLink(t)}`)}</small>`;
+  };
   return layout(
     ctx,
     'Accounts',
@@ -666,6 +763,7 @@ export function accountsPage(ctx: PageContext, accounts: AccountView[]): Html {
             <th>platform</th>
             <th>status</th>
             <th>since / reason</th>
+            <th>waiting on it</th>
             <th>last reactivation</th>
             ${operator ? html`<th></th>` : ''}
           </tr>
@@ -680,6 +778,7 @@ export function accountsPage(ctx: PageContext, accounts: AccountView[]): Html {
                 <td>
                   ${a.needsLogin ? html`${age(a.needsLogin.since, ctx.now)} · <span class="msg">${a.needsLogin.reason ?? ''}</span>` : ''}
                 </td>
+                <td data-testid="waits">${waits(a.id)}</td>
                 <td>
                   ${a.lastReactivation ? `${a.lastReactivation.by} (${a.lastReactivation.role}) ${a.lastReactivation.at}` : ''}
                 </td>

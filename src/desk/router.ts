@@ -27,7 +27,8 @@ import {
   TaskIdParam,
   AccountIdParam,
 } from '../api/schemas';
-import type { TaskDoc } from '../shared/types';
+import { z } from 'zod';
+import { TASK_STATUSES, type TaskDoc } from '../shared/types';
 import { DESK_ACTIONS, type DeskAction } from './actions';
 import { DESK_CSS, DESK_JS } from './assets';
 import type { Html } from './html';
@@ -275,18 +276,16 @@ export function createDeskRouter(deps: DeskDeps): Router {
   router.get(
     '/ui/tasks',
     page(async (req) => {
-      const q = parse(ListTasksQuery, blankless(req.query), 'query');
-      const { limit, offset, ...filters } = q;
-      return tasksPage(ctxOf(req), { filters, page: await tsm.listTasks(q), offset, limit });
+      const q = parse(ListTasksQuery, withZone(blankless(req.query)), 'query');
+      return tasksPage(ctxOf(req), { query: q, page: await service.listTasks(q) });
     }),
   );
 
   router.get(
     '/ui/batches',
     page(async (req) => {
-      const q = parse(ListTasksQuery, { ...blankless(req.query), type: 'batch_publish' }, 'query');
-      const { limit, offset, ...filters } = q;
-      return tasksPage(ctxOf(req), { filters, page: await tsm.listTasks(q), offset, limit }, 'Batches', '/ui/batches');
+      const q = parse(ListTasksQuery, { ...withZone(blankless(req.query)), type: 'batch_publish' }, 'query');
+      return tasksPage(ctxOf(req), { query: q, page: await service.listTasks(q) }, 'Batches', '/ui/batches');
     }),
   );
 
@@ -296,15 +295,28 @@ export function createDeskRouter(deps: DeskDeps): Router {
       const id = parse(TaskIdParam, req.params.id, 'id');
       const read = await service.getTask(id);
       const doc = 'raw' in read ? (JSON.parse(read.raw) as TaskDoc) : read.doc;
-      const children = doc.task_type === 'batch_publish' ? await tsm.listTasks({ parent: id, limit: PAGE_SIZE }) : null;
+      // A batch's items, optionally by status (the parent and status indexes intersected: exact, paged).
+      const childStatus = parse(ChildrenQuery, blankless(req.query), 'query').children;
+      const children =
+        doc.task_type === 'batch_publish'
+          ? await tsm.listTasks({ parent: id, status: childStatus, limit: PAGE_SIZE })
+          : null;
+      // The timeline comes from Temporal's history; if Temporal cannot answer, the page still shows the document.
+      const timeline = await service.timeline(id).catch((err: unknown) => {
+        deps.log.warn('desk timeline unavailable', { taskId: id, error: (err as Error).message });
+        return null;
+      });
       const temporalUrl = `${temporalUi}/namespaces/${encodeURIComponent(deps.config.temporal.namespace)}/workflows/${encodeURIComponent(doc.workflow_id || id)}`;
-      return taskPage(ctxOf(req), { doc, children, temporalUrl });
+      return taskPage(ctxOf(req), { doc, children, childStatus, timeline, temporalUrl });
     }),
   );
 
   router.get(
     '/ui/accounts',
-    page(async (req) => accountsPage(ctxOf(req), await service.listAccounts())),
+    page(async (req) => {
+      const [accounts, waiting] = await Promise.all([service.listAccounts(), tsm.waitingByAccount()]);
+      return accountsPage(ctxOf(req), accounts, waiting);
+    }),
   );
 
   router.get('/ui/events', (req: DeskRequest, res) => {
@@ -482,6 +494,17 @@ function mapError(err: unknown): ApiError | null {
 }
 
 /** Empty form fields mean "not set". */
+/** `<input type="datetime-local">` sends no offset: the desk labels those fields UTC and adds it. */
+function withZone(q: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...q };
+  for (const k of ['since', 'until'])
+    if (typeof out[k] === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(out[k]))
+      out[k] = `${out[k]}${out[k].length === 16 ? ':00' : ''}Z`;
+  return out;
+}
+
+const ChildrenQuery = z.object({ children: z.enum(TASK_STATUSES).optional() });
+
 function blankless(q: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') out[k] = v;

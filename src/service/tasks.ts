@@ -1,21 +1,90 @@
 /** One task by id: read it, cancel it, delete it, move its publish time. */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { rescheduleUpdate, taskStateQuery } from '../shared/definitions';
-import type { TaskDoc } from '../shared/types';
+import type { TaskDoc, TaskStatus, TaskType } from '../shared/types';
 import { auditOf, logAudit, type Actor } from './audit';
 import type { ServiceDeps } from './deps';
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError, NotFoundError, invalid } from './errors';
+import { InvalidCursorError } from '../projection/task-state-manager';
 import { TaskControl, type CancelOutcome, type DeleteOutcome } from './task-control';
 import { describeTask } from './temporal';
+import { readTimeline, type Timeline } from './timeline';
 
 /** The stored JSON, byte for byte what `redis-cli GET celery:task:<id>` shows, or the live document from Temporal. */
+/** The parsed query of `GET /tasks` (src/api/schemas.ts ListTasksQuery). */
+export interface TaskListQuery {
+  status?: TaskStatus;
+  type?: TaskType;
+  parent?: string;
+  platform?: string;
+  accountId?: string;
+  /** ISO 8601. */
+  since?: string;
+  until?: string;
+  time: 'created' | 'updated';
+  search?: string;
+  cursor?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface TaskListPage {
+  items: TaskDoc[];
+  /** Null for a scan. */
+  total: number | null;
+  next: string | null;
+  scanned?: number;
+}
+
 export type TaskRead = { raw: string } | { doc: TaskDoc };
+
+/** An ISO time the schema accepted, as epoch ms (a value Date cannot place is a 400, never a NaN score). */
+function epochMs(iso: string | undefined, field: string): number | undefined {
+  if (iso === undefined) return undefined;
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw invalid(field, 'is not a time this server can place');
+  return ms;
+}
 
 export function createTaskService(deps: ServiceDeps) {
   const { client, tsm, store, log } = deps;
   const control = new TaskControl(client, store);
 
   return {
+    /**
+     * `GET /tasks`: index filters alone (status, type, parent) are an exact page with a total; any other filter makes
+     * it a bounded scan (TaskStateManager.scanTasks says why and how) paged by cursor.
+     */
+    async listTasks(q: TaskListQuery): Promise<TaskListPage> {
+      const { since, until, cursor, search, platform, accountId, time, limit, offset, ...index } = q;
+      if ([since, until, cursor, search, platform, accountId].every((v) => v === undefined)) {
+        const page = await tsm.listTasks({ ...index, limit, offset });
+        return { ...page, next: null };
+      }
+      try {
+        const page = await tsm.scanTasks({
+          ...index,
+          platform,
+          accountId,
+          search,
+          cursor,
+          time,
+          limit,
+          since: epochMs(since, 'query.since'),
+          until: epochMs(until, 'query.until'),
+        });
+        return { items: page.items, total: null, next: page.next, scanned: page.scanned };
+      } catch (err) {
+        if (err instanceof InvalidCursorError) throw invalid('query.cursor', err.message);
+        throw err;
+      }
+    },
+
+    /** Every attempt, review and decision, from Temporal's history (see timeline.ts). */
+    async timeline(taskId: string): Promise<Timeline> {
+      return readTimeline(client, taskId, await tsm.getTaskState(taskId));
+    },
+
     async getTask(taskId: string): Promise<TaskRead> {
       const raw = await tsm.getRaw(taskId);
       if (raw !== null) return { raw };

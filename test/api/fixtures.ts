@@ -5,6 +5,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -12,11 +14,19 @@ import type express from 'express';
 import Redis from 'ioredis';
 import type { ActivityDeps } from '../../src/activities';
 import { createApp } from '../../src/api/app';
+import { KeyRegistry } from '../../src/auth/key-registry';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms';
 import { loadAccounts } from '../../src/platforms/accounts';
-import { contentRejected, unconfirmed, type DriverResult, type PublishContext } from '../../src/platforms/types';
+import {
+  authExpired,
+  contentRejected,
+  unconfirmed,
+  verificationRequired,
+  type DriverResult,
+  type PublishContext,
+} from '../../src/platforms/types';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
 import type { Role } from '../../src/auth/roles';
@@ -37,13 +47,18 @@ export const WEBHOOK_SECRET = 'Bearer api-test-s3cret-7f1c';
  * How the scripted platform behaves, chosen per request through `options.behave` (requests run concurrently, so a
  * shared queue of steps could hand one task's step to another).
  */
-export type Behaviour = 'succeed' | 'reject-first' | 'unconfirmed' | 'hang';
+export type Behaviour = 'succeed' | 'reject-first' | 'unconfirmed' | 'hang' | 'auth-expired' | 'verify-first';
 
 function scriptedBehaviour(ctx: PublishContext): Promise<DriverResult> {
   const behave = (ctx.request.options?.behave as Behaviour | undefined) ?? 'succeed';
   if (behave === 'hang') return hangUntilAborted(ctx);
   if (behave === 'reject-first' && ctx.attempt === 1) return Promise.reject(contentRejected('title is not allowed'));
   if (behave === 'unconfirmed') return Promise.reject(unconfirmed('the platform did not answer'));
+  if (behave === 'verify-first' && ctx.attempt === 1)
+    return Promise.reject(verificationRequired('the platform asks for a code', 'captcha page: <form id="verify">'));
+  // A logged-out account on the first attempt (its gate then holds the account's queue until reactivated).
+  if (behave === 'auth-expired' && ctx.attempt === 1)
+    return Promise.reject(authExpired('the session cookie has expired'));
   return Promise.resolve({ postId: `post-${ctx.taskId}-${ctx.attempt}`, url: `https://example.invalid/${ctx.taskId}` });
 }
 
@@ -61,6 +76,10 @@ export interface ApiStack {
   mediaRoot: string;
   /** A real file outside the media root. */
   outsideFile: string;
+  /** The registry the app reads its keys from; reload() after changing the file (src/api.ts watches it). */
+  registry: KeyRegistry;
+  /** With `listen`: http://127.0.0.1:<port>, the same app (not wrapped in the validator: it serves the desk too). */
+  url?: string;
   close(): Promise<void>;
 }
 
@@ -69,11 +88,13 @@ export interface ApiStackOptions {
   /** How the dev server is started (default: a database file, as `make up` runs it). */
   devServer?: Parameters<typeof startDevServer>[0];
   /** Accounts besides demo, hook, scr-1 and scr-2. */
-  extraAccounts?: Array<{ id: string; platform: string; settings?: Record<string, unknown> }>;
+  extraAccounts?: Array<{ id: string; platform: string; displayName?: string; settings?: Record<string, unknown> }>;
   /** Upload slots of the worker (default 4). */
   uploadConcurrency?: number;
   /** Event webhooks for the worker (test/events/); default none. */
   events?: ActivityDeps['events'];
+  /** Also serve the app on a free loopback port (`url`), as the API process does: for a browser (the desk's tests). */
+  listen?: boolean;
 }
 
 /**
@@ -227,22 +248,38 @@ async function wire(
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const apiStore = new ProjectionStore(apiRedis, { ttlSeconds: config.statusTtlSeconds });
-  // Every response the tests see is checked against /openapi.json (a mismatch fails the test that caused it).
-  const app = validateResponses(
-    createApp({
-      client,
-      redis: apiRedis,
-      tsm: new TaskStateManager(apiRedis),
-      store: apiStore,
-      accounts,
-      drivers,
-      config,
-      log: createLogger('test-api', { silent: true }),
-    }),
-  );
+  const registry = KeyRegistry.fromFile(keys.file);
+  const plain = createApp({
+    keys: registry,
+    client,
+    redis: apiRedis,
+    tsm: new TaskStateManager(apiRedis),
+    store: apiStore,
+    accounts,
+    drivers,
+    config,
+    log: createLogger('test-api', { silent: true }),
+  });
+  // Every response the tests see through `api()` is checked against /openapi.json (a mismatch fails the test that
+  // caused it).
+  const app = validateResponses(plain);
+  let url: string | undefined;
+  if (opts.listen) {
+    const server: Server = await new Promise((resolve) => {
+      const s = plain.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections(); // open event streams
+          server.close(() => resolve());
+        }),
+    );
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
 
   const api = (as?: Role) => authed(app, keys, as);
-  return { app, keys, api, redis, client, config, scripted, mediaRoot, outsideFile, close };
+  return { app, keys, api, redis, client, config, scripted, mediaRoot, outsideFile, registry, url, close };
 }
 
 /** A valid publish body; override any field. */

@@ -326,9 +326,9 @@ test('reschedule, cancel, discard, resolve, retry-all and reactivate from the co
   const all = await cli('operator', ['retry-all', '--batch', batchId, '--note', 'the CMS is back']);
   expect(outcome(all)).toMatchObject({ code: 0 });
   expect(all.stdout).toBe('retried 2 of 2 matching reviews\n');
-  // The batch's document follows its children's reports (written at most once a second), so for a moment after
-  // retry-all it still says "failed"; a watch started in that moment ends at once with exit 1. Wait for it to move.
-  await stack.waitUntil('the batch document to leave "failed"', async () => (await doc(batchId))?.status !== 'failed');
+  // At once: the batch's document follows its children's reports (written at most once a second), so for a moment
+  // it still says "failed"; watch must not take that for the outcome (before it waited for a failure to hold, this
+  // watch ended at once with exit 1).
   const watched = await cli('viewer', ['watch', batchId, '--interval', '300ms'], 120_000);
   expect(outcome(watched)).toMatchObject({ code: 0 });
   expect(
@@ -342,6 +342,89 @@ test('reschedule, cancel, discard, resolve, retry-all and reactivate from the co
   const react = await cli('operator', ['reactivate', 'hook-0']);
   expect(outcome(react)).toMatchObject({ code: 2 });
   expect(react.stderr).toMatch(/^pubflow: .*hook-0/);
+});
+
+test('watch right after retry-all waits for the batch to move on, and follows it to success', async () => {
+  // Arrange: a batch whose two items fail once, in review, its watch ended with exit 1.
+  const file = csv('retry-watch.csv', [
+    ['hook-0', 'webhook', 'clip-0.mp4', 'flaky watch one', '', '', '', ''],
+    ['hook-1', 'webhook', 'clip-1.mp4', 'flaky watch two', '', '', '', ''],
+  ]);
+  const batchId = (await cli('publisher', ['batch', file])).stdout.trim();
+  const client = (role: CliRole) =>
+    new ApiClient({
+      url: `http://127.0.0.1:${stack.apiPort}`,
+      token: stack.keys.tokens[role],
+      tokenSource: 'PUBFLOW_TOKEN',
+    });
+  let out = '';
+  const io: Io = {
+    out: (t) => void (out += t),
+    err: () => undefined,
+    outTty: false,
+    errTty: false,
+    color: false,
+    columns: 200,
+  };
+  const opts = { intervalMs: 200, giveUpMs: 10_000, json: false };
+  expect(await watch(client('viewer'), io, batchId, opts)).toBe(1);
+
+  // Act: retry-all (the request the CLI command sends), then watch at once, in-process, as `retry-all && watch` does.
+  const retried = await client('operator').post<{ retried: number }>('/reviews/retry-all', { batchId });
+  const first = await client('viewer').get<{ status: string }>(`/tasks/${encodeURIComponent(batchId)}`);
+  out = '';
+  const code = await watch(client('viewer'), io, batchId, opts);
+
+  // Assert: the mirror still said "failed" when watch started (so this is the moment that ended it with exit 1
+  // before), and watch waited for the outcome.
+  expect(retried.body.retried).toBe(2);
+  expect(first.status).toBe('failed');
+  expect({ code, out }).toEqual({ code: 0, out: `${batchId} success: all 2 published\n` });
+});
+
+test('tasks with the scan filters (account, search, since) and a timeline from the command line', async () => {
+  const publish = async (account: string, title: string) => {
+    const r = await cli('publisher', [
+      'publish',
+      '--platform',
+      'webhook',
+      '--account',
+      account,
+      '--video',
+      'clip-0.mp4',
+      '--title',
+      title,
+    ]);
+    expect(outcome(r)).toMatchObject({ code: 0 });
+    return r.stdout.trim();
+  };
+  const broken = await publish('hook-0', 'broken cli-filter');
+  const fine = await publish('hook-1', 'fine CLI-filter');
+  expect(outcome(await cli('viewer', ['watch', fine, '--interval', '300ms'], 60_000))).toMatchObject({ code: 0 });
+  expect(outcome(await cli('viewer', ['watch', broken, '--interval', '300ms'], 60_000))).toMatchObject({ code: 1 });
+
+  const byAccount = await cli('viewer', ['tasks', '--account', 'hook-0', '--search', 'cli-filter', '--json']);
+  expect(outcome(byAccount)).toMatchObject({ code: 0 });
+  const page = JSON.parse(byAccount.stdout) as { items: { task_id: string }[]; total: null; next: null };
+  expect(page.items.map((d) => d.task_id)).toEqual([broken]);
+  expect(page).toMatchObject({ total: null, next: null });
+
+  const table = await cli('viewer', ['tasks', '--since', '1h', '--search', 'cli-filter']);
+  expect(outcome(table)).toMatchObject({ code: 0 });
+  expect(table.stdout).toContain(fine);
+  expect(table.stdout).toContain(broken);
+  expect(table.stderr).toMatch(/^2 found, \d+ tasks looked at; that is all$/m);
+  const bad = await cli('viewer', ['tasks', '--since', 'last tuesday']);
+  expect(outcome(bad)).toMatchObject({ code: 2 });
+  expect(bad.stderr).toMatch(/query\.since/);
+
+  const timeline = await cli('viewer', ['timeline', broken, '--json']);
+  expect(outcome(timeline)).toMatchObject({ code: 0 });
+  const t = JSON.parse(timeline.stdout) as { entries: { type: string; outcome?: string; error_kind?: string }[] };
+  expect(t.entries.map((e) => e.type)).toEqual(['attempt', 'review_opened']);
+  expect(t.entries[0]).toMatchObject({ outcome: 'failed', error_kind: 'Unconfirmed' });
+  const human = await cli('viewer', ['timeline', broken]);
+  expect(human.stdout).toMatch(/attempt 1 failed Unconfirmed: broken cli-filter/);
 });
 
 // Last: it stops and restarts the file's API process.

@@ -2,7 +2,8 @@
  * The review desk in a real headless Chromium against the whole stack (real Temporal dev server, redis-server, worker
  * pair and API process app); only the platforms are simulated (a local webhook receiver, a scripted driver).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Browser, ElementHandle, Page } from 'puppeteer-core';
 import type { TaskDoc } from '../../src/shared/types';
@@ -15,10 +16,10 @@ let receiver: WebhookReceiver;
 let stack: DeskStack;
 let browser: Browser;
 
-// Screenshots go to docs/desk when PUBFLOW_DESK_SCREENSHOTS is set (docs/desk.md shows them), else nowhere.
-const SHOTS = process.env.PUBFLOW_DESK_SCREENSHOTS ? path.resolve(process.env.PUBFLOW_DESK_SCREENSHOTS) : null;
+// Every run saves a screenshot of each page: into PUBFLOW_DESK_SCREENSHOTS when set (`make screenshots` sets it to
+// docs/desk, which docs/desk.md shows), else into the temp dir, so `make test` never rewrites tracked files.
+const SHOTS = path.resolve(process.env.PUBFLOW_DESK_SCREENSHOTS || path.join(os.tmpdir(), 'pubflow-desk-screenshots'));
 async function shot(page: Page, name: string): Promise<void> {
-  if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`) as `${string}.png`, fullPage: true });
 }
@@ -125,13 +126,22 @@ test('a failed webhook publish appears in Reviews; a retry with a corrected titl
   await page.waitForSelector('[data-testid="cancel"]', { hidden: true, timeout: 5000 });
   // Still the same document: the status changed over the event stream, not by reloading.
   expect(await page.evaluate(() => (globalThis as unknown as { deskMark?: number }).deskMark)).toBe(42);
-  await shot(page, 'task');
   await page.reload();
-  const timeline = await textOf(page, '[data-testid="timeline"]');
-  expect(timeline).toContain('retry (attempt 1)');
-  expect(timeline).toContain('test-operator (operator)');
-  expect(timeline).toContain('checked the CMS: not there');
+  // The timeline, from Temporal's history: both attempts with their titles, the review and who closed it.
+  const rows = await page.$$eval('[data-testid="timeline"] tbody tr', (trs) =>
+    trs.map((tr) => (tr as unknown as { textContent: string | null }).textContent?.replace(/\s+/g, ' ').trim() ?? ''),
+  );
+  expect(rows).toEqual([
+    expect.stringMatching(/attempt 1: failed \(Unconfirmed\) · "broken title" to webhook\/hook .*HTTP 500/),
+    expect.stringMatching(/review opened: Unconfirmed/),
+    expect.stringMatching(
+      /review closed: retry \(corrected title\) test-operator \(operator\) checked the CMS: not there/,
+    ),
+    expect.stringMatching(/attempt 2: success · "corrected title" to webhook\/hook .*https:/),
+    expect.stringMatching(/finished: success/),
+  ]);
   expect(await textOf(page, '[data-testid="task-title"]')).toBe('corrected title');
+  await shot(page, 'task');
   const link = await page.$eval('[data-testid="temporal-link"]', (a) => (a as unknown as { href: string }).href);
   expect(link).toBe(`http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(id)}`);
   expect(receiver.requestsFor(id).map((r) => [r.key, r.metadata.title, r.status])).toEqual([
@@ -177,6 +187,17 @@ test("bulk retry of a batch's reviews shows how many, asks to confirm, and shows
   await shot(page, 'batches');
   await page.goto(`${stack.url}/ui/tasks/${encodeURIComponent(batchId)}`);
   await shot(page, 'batch');
+  // Its items by status: 3 succeeded, none failed.
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click('[data-testid="children-filter"] a[href$="children=success"]'),
+  ]);
+  const shown = await page.$$eval('section h2 + p[data-testid="children-filter"] ~ table tr[data-live-id]', (trs) =>
+    trs.map((tr) => tr.getAttribute('data-live-id')),
+  );
+  expect(shown.sort()).toEqual([...children].sort());
+  await page.goto(`${stack.url}/ui/tasks/${encodeURIComponent(batchId)}?children=failed`);
+  expect(await page.$$('p[data-testid="children-filter"] ~ table tr[data-live-id]')).toHaveLength(0);
   await page.browserContext().close();
 });
 
@@ -268,7 +289,62 @@ test('a title holding <script> shows as text, and a viewer sees no actions and a
   await op.goto(`${stack.url}/ui/tasks?status=failed`);
   await shot(op, 'tasks');
   await op.browserContext().close();
+  expect(existsSync(path.join(SHOTS, 'tasks.png'))).toBe(true);
   // Neither request decided anything: the review is still open, with one attempt sent.
   expect((await docOf(id))?.review?.open).toBe(true);
   expect(receiver.requestsFor(id)).toHaveLength(1);
+});
+
+test('the Tasks filters: platform, search by title, a time range, each a bounded page newest first', async () => {
+  const since = new Date(Date.now() - 1000).toISOString().slice(0, 16);
+  const a = await publishHook('filter me: alpha');
+  const b = await publishHook('filter me: beta');
+  const other = await stack
+    .api('publisher')
+    .post('/api/v1/publish')
+    .send({ platform: 'scripted', accountId: 'scr-1', video: { path: 'clip.mp4' }, title: 'filter me: gamma' });
+  expect(other.status).toBe(202);
+  await inReview(a);
+  await inReview(b);
+  const page = await newPage('viewer');
+  await page.goto(`${stack.url}/ui/tasks`);
+  await page.type('[data-testid="task-filters"] input[name="search"]', 'FILTER ME');
+  await page.type('[data-testid="task-filters"] input[name="platform"]', 'webhook');
+  await page.select('[data-testid="task-filters"] select[name="status"]', 'failed');
+  await Promise.all([page.waitForNavigation(), page.click('[data-testid="filter"]')]);
+  const ids = () =>
+    page.$$eval('[data-testid="tasks"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-live-id')));
+  expect(await ids()).toEqual([b, a]); // newest first, the scripted one left out
+  expect(await textOf(page, '[data-testid="scan-pager"]')).toMatch(/looked at \d+ tasks/);
+  await shot(page, 'tasks-filtered');
+  // The form keeps what was asked; a time range from the future is empty.
+  expect(await page.$eval('input[name="search"]', (i) => (i as unknown as { value: string }).value)).toBe('FILTER ME');
+  const future = new Date(Date.now() + 3_600_000).toISOString().slice(0, 16);
+  await page.goto(`${stack.url}/ui/tasks?search=filter+me&since=${future}`);
+  expect(await ids()).toEqual([]);
+  await page.goto(`${stack.url}/ui/tasks?search=filter+me&since=${since}&accountId=scr-1`);
+  expect(await ids()).toEqual([(other.body as { taskId: string }).taskId]);
+  await page.browserContext().close();
+});
+
+test('the Accounts page shows what waits on each account, linked to those tasks', async () => {
+  const at = new Date(Date.now() + 3_600_000).toISOString();
+  const res = await stack
+    .api('publisher')
+    .post('/api/v1/publish')
+    .send({ platform: 'scripted', accountId: 'scr-2', video: { path: 'clip.mp4' }, title: 'later', publishAt: at });
+  expect(res.status).toBe(202);
+  const id = (res.body as { taskId: string }).taskId;
+  const page = await newPage('viewer');
+  await page.goto(`${stack.url}/ui/accounts`);
+  const row = 'tr[data-account="scr-2"]';
+  expect(await textOf(page, `${row} [data-testid="waits"]`)).toMatch(/1 queued or scheduled/);
+  expect(await textOf(page, 'tr[data-account="hook"] [data-testid="waits"]')).toMatch(/nothing/);
+  await shot(page, 'accounts-waiting');
+  await Promise.all([page.waitForNavigation(), page.click(`${row} [data-testid="waits-pending"]`)]);
+  expect(
+    await page.$$eval('[data-testid="tasks"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-live-id'))),
+  ).toEqual([id]);
+  await page.browserContext().close();
+  expect((await stack.api('publisher').post(`/api/v1/tasks/${id}/cancel`)).status).toBe(200);
 });
