@@ -9,6 +9,7 @@ help:
 	@echo "make bench      run the benchmarks in bench/ (see docs/benchmarks.md)"
 	@echo "make reconcile  rebuild the Redis projection from Temporal"
 	@echo "make keys       create data/api-keys.json with an admin key (token in data/admin.token) if there is none"
+	@echo "make up-cluster pubflow on a multi-service Temporal cluster (PostgreSQL, Redis Sentinel, 3 workers, 2 APIs)"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -48,4 +49,11 @@ reconcile: install build
 keys: install build
 	node lib/tools/keys.js ensure-admin --dir data
 
-.PHONY: help install tools build check test up bench reconcile keys
+# Cluster (README "Cluster"): Temporal v1.32.0 built from the Go module proxy into .tools/ (cached), PostgreSQL 15.
+cluster-tools:
+	scripts/cluster/provision.sh
+
+up-cluster: install tools cluster-tools build
+	scripts/cluster/up.sh
+
+.PHONY: help install tools build check test up bench reconcile keys cluster-tools up-cluster
