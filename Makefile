@@ -10,6 +10,8 @@ help:
 	@echo "make reconcile  rebuild the Redis projection from Temporal"
 	@echo "make screenshots  refresh docs/desk/*.png from the desk's browser test (docs/desk.md)"
 	@echo "make keys       create data/api-keys.json with an admin key (token in data/admin.token) if there is none"
+	@echo "make up-cluster pubflow on a multi-service Temporal cluster (PostgreSQL, Redis Sentinel, 3 workers, 2 APIs)"
+	@echo "make test-cluster  that cluster with kill -9 of history, matching, a worker and the Redis master during a batch"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -52,4 +54,15 @@ reconcile: install build
 keys: install build
 	node lib/tools/keys.js ensure-admin --dir data
 
-.PHONY: help install tools build check test up bench reconcile keys screenshots
+# Cluster (README "Cluster"): Temporal v1.32.0 built from the Go module proxy into .tools/ (cached), PostgreSQL 15.
+cluster-tools:
+	scripts/cluster/provision.sh
+
+up-cluster: install tools cluster-tools build
+	scripts/cluster/up.sh
+
+# Faults on that cluster during a 500-item batch; bounded (TEST_CLUSTER_TIMEOUT, default 900 s). Not in make test.
+test-cluster: install tools cluster-tools build
+	scripts/cluster/test.sh
+
+.PHONY: help install tools build check test up bench reconcile keys screenshots cluster-tools up-cluster test-cluster

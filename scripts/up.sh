@@ -138,8 +138,10 @@ start temporal "$T" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   --log-level warn "${sa_args[@]}"
 wait_until "Temporal" 60 "$T" operator namespace describe --address "$TEMPORAL_ADDRESS" -n "$TEMPORAL_NAMESPACE"
-"$T" operator namespace update --address "$TEMPORAL_ADDRESS" -n "$TEMPORAL_NAMESPACE" --retention "$RETENTION" >/dev/null
-say "namespace $TEMPORAL_NAMESPACE retention: $RETENTION"
+# pubflow setup: namespace retention and search attributes, as against any Temporal (the --search-attribute flags
+# above only save it the wait for them; it prints what it changed, nothing on a second run).
+node lib/setup/run.js --namespace "$TEMPORAL_NAMESPACE" --retention "$RETENTION" 2>&1 | sed 's/^/[up] setup: /'
+[ "${PIPESTATUS[0]}" = 0 ] || { say "pubflow setup failed (above)"; exit 1; }
 
 # --- API keys (docs/security.md): closed by default ----------------------------------------------
 # With no keys file, one is created with an admin key, whose token goes to $DATA/admin.token (mode 0600).

@@ -1,11 +1,11 @@
 /** The HTTP API process: starts workflows and reads the Redis projection. */
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
-import Redis from 'ioredis';
+import { Client } from '@temporalio/client';
 import { createApp } from './api/app';
 import { assertSafeListen, createRateLimiter, loadKeyRegistry } from './api/auth';
 import { answerClientErrors } from './api/client-errors';
 import { loadConfig, type Config } from './config';
+import { connectTemporalClient, createRedis } from './connections';
 import { createLogger } from './log';
 import { createDefaultDrivers } from './platforms';
 import { loadAccounts } from './platforms/accounts';
@@ -28,10 +28,10 @@ export async function runApi(config: Config = loadConfig()): Promise<Server> {
   else log.info('api keys loaded', { file: keys.file, keys: keys.size });
   // Rotation: the file is re-read when it changes or on SIGHUP; a broken file keeps the keys in force.
   const unwatchKeys = keys?.watch(log) ?? (() => undefined);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 1 });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const tracing = startTracing(config.tracing, 'api');
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await connectTemporalClient(config.temporalTarget);
   // The request id (always) and the trace (when on) travel into the workflows as headers.
   const client = new Client({
     connection,

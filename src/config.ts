@@ -6,6 +6,7 @@ import path from 'node:path';
 import ms from 'ms';
 import { z } from 'zod';
 import { parseRate, type RateLimit } from './auth/rate-limit';
+import { loadRedisTarget, loadTemporalTarget, type RedisTarget, type TemporalTarget } from './connections';
 import { LOG_LEVELS, type LogLevel } from './log';
 import { PlatformLimitsSchema } from './platforms/accounts';
 import { DEFAULT_POLICY, platformQueueLimits, type PlatformLimits, type PublishPolicy } from './shared/policy';
@@ -39,8 +40,7 @@ const duration = (fallback: string) =>
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().default('default'),
+  // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, TEMPORAL_PROFILE: src/connections.ts.
   PUBFLOW_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379/0'),
   PUBFLOW_API_PORT: int(3000, 0, 65535),
@@ -110,7 +110,11 @@ export type RawEnv = z.input<typeof EnvSchema>;
 
 export interface Config {
   temporal: { address: string; namespace: string; taskQueue: string };
+  /** How to connect to Temporal: address, TLS, API key, profile (src/connections.ts). */
+  temporalTarget: TemporalTarget;
+  /** REDIS_URL as given (or the default); `redis` is what to connect to, a URL or Sentinel. */
   redisUrl: string;
+  redis: RedisTarget;
   /** `keysFile` unset: no API keys (loopback only). `rateLimit` null: off. */
   api: { host: string; port: number; keysFile?: string; rateLimit: RateLimit | null };
   accountsFile?: string;
@@ -157,6 +161,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  let target: TemporalTarget;
+  let redis: RedisTarget;
+  try {
+    target = loadTemporalTarget(env);
+    redis = loadRedisTarget(env);
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  ${(err as Error).message}`);
+  }
   let perPlatform: Record<string, number>;
   try {
     const raw = JSON.parse(e.PUBFLOW_UPLOAD_TIMEOUTS) as unknown;
@@ -179,8 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n  PUBFLOW_PLATFORM_LIMITS: ${(err as Error).message}`);
   }
   return {
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.PUBFLOW_TASK_QUEUE },
+    temporal: { address: target.address, namespace: target.namespace, taskQueue: e.PUBFLOW_TASK_QUEUE },
+    temporalTarget: target,
     redisUrl: e.REDIS_URL,
+    redis,
     api: {
       host: e.PUBFLOW_API_HOST,
       port: e.PUBFLOW_API_PORT,

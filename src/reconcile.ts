@@ -3,9 +3,9 @@
  * `pubflow-reconcile-projection` Schedule runs), prints the report as JSON on stdout and logs on stderr.
  * Exit code: 0 done, 2 done but some tasks could not be reconciled (see errorSamples), 1 the run failed.
  */
-import { Client, Connection } from '@temporalio/client';
-import Redis from 'ioredis';
+import { Client } from '@temporalio/client';
 import { loadConfig, type Config } from './config';
+import { connectTemporalClient, createRedis } from './connections';
 import { createLogger } from './log';
 import { reconcile, type ReconcileReport } from './service/reconciler';
 import { ProjectionStore } from './projection/store';
@@ -14,14 +14,14 @@ import { ProjectionStore } from './projection/store';
 const log = createLogger('reconcile', { destination: 'stderr' });
 
 export async function runReconcile(config: Config = loadConfig()): Promise<ReconcileReport> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 3 });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   try {
-    const connection = await Connection.connect({ address: config.temporal.address });
+    const connection = await connectTemporalClient(config.temporalTarget);
     try {
       const client = new Client({ connection, namespace: config.temporal.namespace });
       const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
-      log.info('reconcile started', { temporal: config.temporal.address, namespace: config.temporal.namespace });
+      log.info('reconcile started', { temporal: config.temporalTarget.summary });
       return await reconcile({ client, store, namespace: config.temporal.namespace, log });
     } finally {
       await connection.close();

@@ -2,11 +2,11 @@
  * A pubflow worker process: runs the workflows and the bookkeeping activities on the main task queue, and the
  * platform uploads on the upload queue with PUBFLOW_WORKER_CONCURRENCY slots. Start more processes to scale out.
  */
-import { Client, Connection as ClientConnection } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import Redis from 'ioredis';
+import { Client } from '@temporalio/client';
+import { type NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadConfig, type Config } from './config';
+import { connectTemporalClient, connectTemporalWorker, createRedis, describeRedis } from './connections';
 import { createLogger, toTemporalLogger, type Logger, type LogLevel } from './log';
 import { createWorkerMetrics, installWithMetrics, type WorkerMetricsEndpoint } from './metrics/worker-metrics';
 import { createDefaultDrivers } from './platforms';
@@ -142,7 +142,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     : undefined;
   const metricsOn = installTemporalRuntime(log, config.logLevel, config.workerMetrics);
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (err) => log.warn('redis error', { error: err.message }));
   const store = new ProjectionStore(redis, { ttlSeconds: config.statusTtlSeconds });
   const accounts = loadAccounts(config.accountsFile);
@@ -152,8 +152,8 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     // The driver gives up (Unconfirmed, with its own message) just before the activity would time out.
     webhookTimeoutMs: Math.max(1000, config.policyFor('webhook').uploadTimeoutMs - 5000),
   });
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const clientConnection = await ClientConnection.connect({ address: config.temporal.address });
+  const connection = await connectTemporalWorker(config.temporalTarget);
+  const clientConnection = await connectTemporalClient(config.temporalTarget);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   await ensureSchedules(client, { taskQueue: config.temporal.taskQueue, pruneIntervalMs: config.pruneIntervalMs });
   const workers = await createPubflowWorkers({
@@ -167,7 +167,8 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     tracing,
   });
   log.info('worker started', {
-    temporal: config.temporal.address,
+    temporal: config.temporalTarget.summary,
+    redis: describeRedis(config.redis),
     taskQueue: config.temporal.taskQueue,
     uploadConcurrency: config.workerConcurrency,
     workflowBundle: workflowBundle.codePath,

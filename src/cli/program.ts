@@ -603,6 +603,25 @@ export function buildProgram(ctx: Context, setExit: (code: ExitCode) => void): C
       ),
     );
 
+  // ------------------------------------------------------------ setup (talks to Temporal, not the API)
+
+  program
+    .command('setup')
+    .description(
+      'create or check the Temporal namespace (retention) and search attributes; prints what it changed. ' +
+        'Connects like the worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY, TEMPORAL_PROFILE',
+    )
+    .option('--namespace <name>', 'namespace (default TEMPORAL_NAMESPACE, else default)')
+    .option('--retention <duration>', 'workflow retention, at least 1d (default PUBFLOW_RETENTION, else 7d)')
+    .option('--check', 'change nothing; exit 1 if something would change')
+    .addOption(jsonOpt())
+    .action(
+      act(async (o: { namespace?: string; retention?: string; check?: boolean; json?: boolean }) => {
+        const { runSetup } = await import('../setup/run');
+        return (await runSetup(o, io, ctx.env)) as ExitCode;
+      }),
+    );
+
   return program;
 }
 
