@@ -19,6 +19,7 @@ import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync,
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import {
   freePort,
   startDevServer,
@@ -36,6 +37,16 @@ const BATCH_CONCURRENCY = intEnv('BENCH_BATCH_CONCURRENCY', 200);
 const SINGLES_CONCURRENCY = intEnv('BENCH_SINGLES_CONCURRENCY', 50);
 const WORKER_CONCURRENCY = intEnv('BENCH_WORKER_CONCURRENCY', 20);
 const SKIP_SINGLES = process.env.BENCH_SKIP_SINGLES === '1';
+/** Which phases run, in this order: the batch, then the ceiling, then the singles (BENCH_PHASES=ceiling,singles). */
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? 'batch,ceiling,singles')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => !(SKIP_SINGLES && p === 'singles')),
+);
+/** Histories fetched whole per kind of workflow to count events by type (the totals come from visibility). */
+const HISTORY_SAMPLE = intEnv('BENCH_HISTORY_SAMPLE', 100);
+const CEILING_QUEUE = 'pubflow-bench-ceiling';
 const PHASE_TIMEOUT_MS = intEnv('BENCH_TIMEOUT_S', Math.max(1800, N)) * 1000;
 const TASK_QUEUE = 'pubflow-bench';
 /**
@@ -70,7 +81,7 @@ const procs: Proc[] = [];
 function spawnNode(name: string, script: string, env: NodeJS.ProcessEnv, logDir: string): Proc {
   const logFile = path.join(logDir, `${name}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, [path.join(ROOT, script)], {
+  const child = spawn(process.execPath, [path.isAbsolute(script) ? script : path.join(ROOT, script)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -105,6 +116,125 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   }
 }
 
+/** User + system CPU seconds a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds per named process over a phase. */
+function cpuMeter(pids: Record<string, number | undefined>): () => Record<string, number | null> {
+  const start = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  return () =>
+    Object.fromEntries(
+      Object.entries(pids).map(([k, pid]) => {
+        const a = start[k];
+        const b = cpuSeconds(pid);
+        return [k, a === null || a === undefined || b === null ? null : Math.round((b - a) * 10) / 10];
+      }),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// history and visibility counts
+
+const EventType = temporal.api.enums.v1.EventType;
+const CLOSE_EVENTS = new Set<number>([
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+]);
+/**
+ * Events that make Temporal write the run's visibility record: its start, each search-attribute upsert, each memo
+ * update (WorkflowPropertiesModified) and its close.
+ */
+const VISIBILITY_EVENTS = new Set<number>([
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+  EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+  EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+  ...CLOSE_EVENTS,
+]);
+
+interface HistoryStats {
+  /** Runs that matched the visibility query. */
+  runs: number;
+  /** Sum of their history lengths (from visibility: exact, no history fetched). */
+  events: number;
+  /** Runs whose whole history was read. */
+  sampled: number;
+  /** Per sampled run: events by type (EVENT_TYPE_ prefix dropped) and visibility writes. */
+  perRunByType: Record<string, number>;
+  visibilityWritesPerRun: number;
+}
+
+async function historyStats(client: Client, query: string): Promise<HistoryStats> {
+  const runs: Array<{ workflowId: string; runId: string }> = [];
+  let events = 0;
+  for await (const w of client.workflow.list({ query })) {
+    runs.push({ workflowId: w.workflowId, runId: w.runId });
+    events += w.historyLength;
+  }
+  // An even spread over the runs, not the first ones (visibility lists newest first).
+  const step = Math.max(1, Math.floor(runs.length / HISTORY_SAMPLE));
+  const sample = runs.filter((_, i) => i % step === 0).slice(0, HISTORY_SAMPLE);
+  const byType: Record<string, number> = {};
+  let visibility = 0;
+  await mapBounded(sample.length, 8, async (i) => {
+    const r = sample[i]!;
+    const h = await client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
+    for (const e of h.events ?? []) {
+      const t = Number(e.eventType ?? 0);
+      const name = (EventType[t] ?? String(t)).replace(/^EVENT_TYPE_/, '');
+      byType[name] = (byType[name] ?? 0) + 1;
+      if (VISIBILITY_EVENTS.has(t)) visibility++;
+    }
+  });
+  const n = Math.max(1, sample.length);
+  const perRunByType = Object.fromEntries(
+    Object.entries(byType)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => [k, Math.round((v / n) * 100) / 100]),
+  );
+  return {
+    runs: runs.length,
+    events,
+    sampled: sample.length,
+    perRunByType,
+    visibilityWritesPerRun: Math.round((visibility / n) * 100) / 100,
+  };
+}
+
+/** What one publish costs Temporal: its own runs, plus its share of the gate runs (and the batch's own runs). */
+interface PublishCost {
+  perPublish: { events: number; visibilityWrites: number };
+  parts: Record<string, HistoryStats>;
+}
+
+function costOf(n: number, parts: Record<string, HistoryStats>): PublishCost {
+  let events = 0;
+  let vis = 0;
+  for (const p of Object.values(parts)) {
+    events += p.events;
+    vis += p.visibilityWritesPerRun * p.runs;
+  }
+  return {
+    perPublish: { events: Math.round((events / n) * 10) / 10, visibilityWrites: Math.round((vis / n) * 100) / 100 },
+    parts,
+  };
+}
+
+const since = (from: Date, to?: Date) =>
+  `StartTime >= '${from.toISOString()}'${to ? ` AND StartTime < '${to.toISOString()}'` : ''}`;
+
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP
 
@@ -117,6 +247,7 @@ interface ApiBody {
   taskId?: string;
   status?: string;
   success?: number;
+  failed?: number;
   counts?: Record<string, number>;
 }
 
@@ -313,16 +444,72 @@ async function runBatch(client: Client): Promise<BatchResult> {
   };
 }
 
+interface CeilingResult {
+  submitMs: number;
+  wallMs: number;
+  workerPeakRssMiB: number | null;
+  cpuS: Record<string, number | null>;
+}
+
+/**
+ * The ceiling: N starts of an empty workflow running one no-op activity (bench/ceiling-workflow.ts), from
+ * SINGLES_CONCURRENCY concurrent clients as the singles, on the same server, served by one worker process of its own
+ * (bench/ceiling-worker.ts) with the same number of activity slots. Straight to Temporal: no API, no Redis.
+ */
+async function runCeiling(client: Client, env: NodeJS.ProcessEnv, logDir: string, serverPid: number) {
+  const worker = spawnNode(
+    'ceiling-worker',
+    path.join(__dirname, 'ceiling-worker.js'),
+    {
+      ...env,
+      BENCH_CEILING_QUEUE: CEILING_QUEUE,
+      BENCH_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
+      BENCH_ROOT: ROOT,
+    },
+    logDir,
+  );
+  await waitUntil('the ceiling worker', 120_000, async () =>
+    readFileSync(worker.logFile, 'utf8').includes('worker started'),
+  );
+  const stamp = Date.now().toString(36);
+  const cpu = cpuMeter({ server: serverPid, worker: worker.child.pid });
+  const t0 = Date.now();
+  const startedAt = new Date(t0 - 1000);
+  await mapBounded(N, SINGLES_CONCURRENCY, async (i) => {
+    await client.workflow.start('ceiling', { taskQueue: CEILING_QUEUE, workflowId: `ceiling-${stamp}-${i}`, args: [] });
+  });
+  const submitMs = Date.now() - t0;
+  const query = `WorkflowType = 'ceiling' AND WorkflowId STARTS_WITH 'ceiling-${stamp}-'`;
+  await waitUntil(
+    `${N} ceiling workflows to complete`,
+    PHASE_TIMEOUT_MS,
+    async () => (await client.workflow.count(`${query} AND ExecutionStatus = 'Completed'`)).count >= N,
+    500,
+  );
+  const wallMs = Date.now() - t0;
+  const cpuS = cpu();
+  const workerPeakRssMiB = mib(procStatus(worker.child.pid!, 'VmHWM'));
+  await stopProc(worker);
+  procs.splice(procs.indexOf(worker), 1); // stopped on purpose: later waits must not take it for a crash
+  log(`ceiling: ${N} in ${wallMs} ms (${Math.round((N / wallMs) * 10000) / 10}/s)`);
+  const cost = costOf(N, { ceiling: await historyStats(client, `${query} AND ${since(startedAt)}`) });
+  return { result: { submitMs, wallMs, workerPeakRssMiB, cpuS } satisfies CeilingResult, cost };
+}
+
 interface SinglesResult {
   submitMs: number;
   wallMs: number;
   submitErrors: number;
   successSeen: number;
+  /** Singles that ended failed (in review) rather than success. */
+  failedSeen: number;
 }
 
 async function runSingles(): Promise<SinglesResult> {
   const base = await http('GET', '/api/v1/tasks/stats');
   const baseline = Number(base.json?.success ?? 0);
+  const baseFailed = Number(base.json?.failed ?? 0);
+  let failedSeen = 0;
   let submitErrors = 0;
   let firstError = '';
   const t0 = Date.now();
@@ -349,17 +536,19 @@ async function runSingles(): Promise<SinglesResult> {
     async () => {
       const r = await http('GET', '/api/v1/tasks/stats');
       successSeen = Number(r.json?.success ?? 0) - baseline;
+      // A single may end in review (an upload that timed out under load is Unconfirmed): settled, counted apart.
+      failedSeen = Number(r.json?.failed ?? 0) - baseFailed;
       if (Date.now() - lastLog > 10_000) {
         lastLog = Date.now();
         log(`singles: ${successSeen} succeeded; stats ${JSON.stringify(r.json)}`);
       }
-      return successSeen >= N - submitErrors;
+      return successSeen + failedSeen >= N - submitErrors;
     },
     500,
   );
   const wallMs = Date.now() - t0;
   log(`singles done in ${wallMs} ms`);
-  return { submitMs, wallMs, submitErrors, successSeen };
+  return { submitMs, wallMs, submitErrors, successSeen, failedSeen };
 }
 
 function scanLog(file: string): { warn: number; error: number; samples: string[] } {
@@ -526,16 +715,73 @@ async function main() {
     connection = await Connection.connect({ address: dev.address });
     const client = new Client({ connection, namespace: 'default' });
 
-    const batch = await runBatch(client);
-    const rssAfterBatchHWM = procStatus(workerPid, 'VmHWM');
-    // The batch's numbers on their own line too, so a failure in the singles phase does not lose them.
-    log(`batch result ${JSON.stringify({ ...batch, workerPeakRssMiB: mib(rssAfterBatchHWM) })}`);
-    const singles = SKIP_SINGLES ? null : await runSingles();
+    const pids = { server: dev.pid, worker: workerPid, api: api.child.pid, redis: redis.pid };
+    const gateQuery = (from: Date, to?: Date) => `WorkflowType = 'accountGate' AND ${since(from, to)}`;
+
+    let batch: BatchResult | null = null;
+    let batchCost: PublishCost | null = null;
+    let batchCpu: Record<string, number | null> | null = null;
+    let rssAfterBatchHWM: number | null = null;
+    if (PHASES.has('batch')) {
+      const from = new Date(Date.now() - 1000);
+      const cpu = cpuMeter(pids);
+      batch = await runBatch(client);
+      batchCpu = cpu();
+      const to = new Date();
+      rssAfterBatchHWM = procStatus(workerPid, 'VmHWM');
+      batchCost = costOf(N, {
+        batch: await historyStats(client, `WorkflowId = '${batch.batchId}'`),
+        children: await historyStats(
+          client,
+          `WorkflowType = 'publishSingle' AND WorkflowId STARTS_WITH '${batch.batchId}-'`,
+        ),
+        gates: await historyStats(client, gateQuery(from, to)),
+      });
+      // The batch's numbers on their own line too, so a failure in a later phase does not lose them.
+      log(
+        `batch result ${JSON.stringify({ ...batch, cpuS: batchCpu, cost: batchCost, workerPeakRssMiB: mib(rssAfterBatchHWM) })}`,
+      );
+    }
+
+    let ceiling: CeilingResult | null = null;
+    let ceilingCost: PublishCost | null = null;
+    if (PHASES.has('ceiling')) {
+      const c = await runCeiling(client, env, work, dev.pid!);
+      ceiling = c.result;
+      ceilingCost = c.cost;
+      log(`ceiling result ${JSON.stringify(c)}`);
+    }
+
+    let singles: SinglesResult | null = null;
+    let singlesCost: PublishCost | null = null;
+    let singlesCpu: Record<string, number | null> | null = null;
+    if (PHASES.has('singles')) {
+      const from = new Date(Date.now() - 1000);
+      const cpu = cpuMeter(pids);
+      singles = await runSingles();
+      singlesCpu = cpu();
+      // Let the gates that served the last singles end, so their runs are complete when counted.
+      await sleep(2000);
+      singlesCost = costOf(N, {
+        singles: await historyStats(
+          client,
+          `WorkflowType = 'publishSingle' AND WorkflowId STARTS_WITH 'pub-' AND ${since(from)}`,
+        ),
+        gates: await historyStats(client, gateQuery(from)),
+      });
+      log(`singles result ${JSON.stringify({ ...singles, cpuS: singlesCpu, cost: singlesCost })}`);
+    }
     const hwm = procStatus(workerPid, 'VmHWM');
     clearInterval(rssTimer);
     const workerLog = scanLog(worker.logFile);
     const apiLog = scanLog(api.logFile);
 
+    const rate = (ms: number | undefined) => (ms === undefined ? null : Math.round((N / ms) * 1000 * 10) / 10);
+    const ceilingPerS = rate(ceiling?.wallMs);
+    const singlesPerS = rate(singles?.wallMs);
+    const batchPerS = rate(batch?.wallMs);
+    const ratio = (a: number | null | undefined, b: number | null | undefined) =>
+      a === null || a === undefined || !b ? null : Math.round((a / b) * 100) / 100;
     const result = {
       date: started.toISOString(),
       machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
@@ -545,11 +791,25 @@ async function main() {
       accounts: ACCOUNTS,
       batchConcurrency: BATCH_CONCURRENCY,
       workerConcurrency: WORKER_CONCURRENCY,
-      batch: { ...batch, wallS: sec(batch.wallMs), itemsPerS: Math.round((N / batch.wallMs) * 1000 * 10) / 10 },
+      ceiling: ceiling && { ...ceiling, wallS: sec(ceiling.wallMs), perS: ceilingPerS, cost: ceilingCost },
+      batch: batch && {
+        ...batch,
+        wallS: sec(batch.wallMs),
+        itemsPerS: batchPerS,
+        cpuS: batchCpu,
+        cost: batchCost,
+      },
       singles: singles && {
         ...singles,
         wallS: sec(singles.wallMs),
-        perS: Math.round((N / singles.wallMs) * 1000 * 10) / 10,
+        perS: singlesPerS,
+        cpuS: singlesCpu,
+        cost: singlesCost,
+      },
+      ratios: {
+        singlesToCeiling: ratio(singlesPerS, ceilingPerS),
+        batchToCeiling: ratio(batchPerS, ceilingPerS),
+        batchWallToSinglesWall: ratio(batch?.wallMs, singles?.wallMs),
       },
       worker: {
         peakRssMiB: mib(hwm),
@@ -562,35 +822,46 @@ async function main() {
     };
     console.log(`BENCH_RESULT ${JSON.stringify(result)}`);
 
-    const limitErrors = `${batch.workflowTaskFailures} / ${batch.terminated.length}`;
+    const dash = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
+    const cpuCell = (c: Record<string, number | null> | null) => (c ? `${dash(c.server)} / ${dash(c.worker)}` : '-');
     const notes = [
-      `runs: ${Object.entries(batch.runStatuses)
-        .map(([k, v]) => `${v} ${k}`)
-        .join(', ')}`,
-      `children not completed: ${batch.childrenNotCompleted ?? '?'}`,
-      `batch workflow-task timeouts: ${batch.workflowTaskTimeouts}`,
-      batch.childrenDoneMs !== null ? `all children completed in Temporal at ${sec(batch.childrenDoneMs)} s` : '',
+      batch
+        ? `batch: ${batch.runs} runs (max ${batch.maxHistoryEvents} events, ${batch.maxHistoryBytes} bytes), ` +
+          `limit errors ${batch.workflowTaskFailures} / ${batch.terminated.length}, ` +
+          `workflow-task timeouts ${batch.workflowTaskTimeouts}, children not completed ${batch.childrenNotCompleted ?? '?'}`
+        : '',
+      batchCost
+        ? `batch item events: ${Math.round((batchCost.parts.children!.events / N) * 10) / 10} child + ` +
+          `${Math.round((batchCost.parts.batch!.events / N) * 10) / 10} batch + ` +
+          `${Math.round((batchCost.parts.gates!.events / N) * 10) / 10} gate`
+        : '',
+      singlesCost
+        ? `single events: ${Math.round((singlesCost.parts.singles!.events / N) * 10) / 10} own + ` +
+          `${Math.round((singlesCost.parts.gates!.events / N) * 10) / 10} gate (${singlesCost.parts.gates!.runs} gate runs)`
+        : '',
       `worker log: ${workerLog.error} errors, ${workerLog.warn} warnings`,
       singles && singles.submitErrors ? `${singles.submitErrors} singles refused` : '',
+      singles && singles.failedSeen ? `${singles.failedSeen} singles ended in review` : '',
     ]
       .filter(Boolean)
       .join('; ');
     const row = [
       started.toISOString().slice(0, 16).replace('T', ' '),
-      `${os.cpus().length} vCPU, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Temporal CLI ${toolEnv.PUBFLOW_TEMPORAL_CLI_VERSION ?? '?'}`,
+      `${os.cpus().length} vCPU, Node ${process.version}, Temporal CLI ${toolEnv.PUBFLOW_TEMPORAL_CLI_VERSION ?? '?'}`,
       String(N),
       ACCOUNTS === 1 ? '1 (demo)' : String(ACCOUNTS),
-      String(BATCH_CONCURRENCY),
-      String(WORKER_CONCURRENCY),
-      String(sec(batch.wallMs)),
-      String(result.batch.itemsPerS),
-      singles ? String(sec(singles.wallMs)) : 'skipped',
-      singles ? String(result.singles!.perS) : '-',
-      String(mib(hwm)),
-      String(batch.maxHistoryEvents),
-      String(batch.maxHistoryBytes),
-      String(batch.runs),
-      limitErrors,
+      `${BATCH_CONCURRENCY} / ${WORKER_CONCURRENCY}`,
+      dash(ceilingPerS),
+      dash(singlesPerS),
+      dash(result.ratios.singlesToCeiling),
+      dash(batchPerS),
+      dash(result.ratios.batchWallToSinglesWall),
+      `${dash(ceilingCost?.perPublish.events)} / ${dash(singlesCost?.perPublish.events)} / ${dash(batchCost?.perPublish.events)}`,
+      `${dash(ceilingCost?.perPublish.visibilityWrites)} / ${dash(singlesCost?.perPublish.visibilityWrites)} / ${dash(batchCost?.perPublish.visibilityWrites)}`,
+      `${dash(mib(rssAfterBatchHWM))} / ${dash(mib(hwm))}`,
+      `${dash(ceiling?.cpuS.server)} / ${dash(ceiling?.cpuS.worker)}`,
+      cpuCell(singlesCpu),
+      cpuCell(batchCpu),
       notes,
     ];
     if (process.env.BENCH_NO_RECORD !== '1') record(`| ${row.join(' | ')} |`);

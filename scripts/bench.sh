@@ -8,7 +8,7 @@ ROOT="$PWD"
 [[ -f lib/worker.js && -f lib/api.js ]] || { echo "lib/ is missing: run 'npm run build' (or 'make bench')" >&2; exit 1; }
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/pubflow-bench-build-XXXXXX")"
 trap 'rm -rf "$OUT"' EXIT
-npx tsc bench/batch.ts --outDir "$OUT" --rootDir . --target ES2022 --module commonjs --moduleResolution node \
+npx tsc bench/batch.ts bench/ceiling-worker.ts bench/ceiling-workflow.ts --outDir "$OUT" --rootDir . --target ES2022 --module commonjs --moduleResolution node \
   --lib ES2022,DOM --esModuleInterop --skipLibCheck --resolveJsonModule --strict --types node
 rc=0
 BENCH_ROOT="$ROOT" NODE_PATH="$ROOT/node_modules" node "$OUT/bench/batch.js" || rc=$?

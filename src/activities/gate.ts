@@ -20,7 +20,7 @@ import {
 } from '../shared/definitions';
 import { withAccountLimits } from '../shared/policy';
 import type { Logger } from '../log';
-import { WORKFLOW_TYPES } from '../shared/workflow-contracts';
+import { GATE_PROTOCOL, WORKFLOW_TYPES } from '../shared/workflow-contracts';
 
 export interface GateDeps {
   accounts: AccountRegistry;
@@ -40,7 +40,8 @@ export function createGateActivities(deps: GateDeps): GateActivities {
           {
             workflowId: gateId,
             taskQueue,
-            args: [{ kind, key }],
+            // Only a new gate reads these; a running one keeps its own protocol.
+            args: [{ kind, key, protocol: GATE_PROTOCOL }],
             signal: gateRequestSignal,
             signalArgs: [queued],
             // The gates' own workflow tasks go first: every waiting task depends on them.

@@ -14,6 +14,7 @@ import { DOC_MEMO_KEY, initialBatchDoc, initialTaskDoc } from '../shared/task-do
 import type { PublishRequest, TaskDoc, TaskStatus } from '../shared/types';
 import {
   REQUEST_HASH_MEMO_KEY,
+  TASK_PROTOCOL,
   WORKFLOW_TYPES,
   type BatchSpacing,
   type PublishBatchInput,
@@ -132,8 +133,8 @@ export function createPublishService(deps: ServiceDeps) {
 
   /**
    * Starts the task's workflow, its memo holding the request's hash and, for a single, its first document (until the
-   * task first changes status, the reconciler can rebuild it from visibility alone when no worker answers its query;
-   * the single's projector keeps that memo current). A batch never updates a document memo, so it gets none: the
+   * task ends, the reconciler can rebuild it from visibility alone when no worker answers its query; the single's
+   * projector writes its final document there as it ends; runs before protocol 2 also on every status change). A batch never updates a document memo, so it gets none: the
    * reconciler would take a stale v1 memo for the truth and asks a batch's query instead. Then writes the document.
    */
   async function start<W extends PublishSingleWorkflow | PublishBatchWorkflow>(
@@ -183,7 +184,12 @@ export function createPublishService(deps: ServiceDeps) {
       const request = await toRequest(body, '');
       const taskId = opts.idempotencyKey ? idempotentId('pub', opts.idempotencyKey) : `pub-${randomUUID()}`;
       const createdAt = new Date().toISOString();
-      const input: PublishSingleInput = { request, policy: config.policyFor(request.platform), createdAt };
+      const input: PublishSingleInput = {
+        request,
+        policy: config.policyFor(request.platform),
+        createdAt,
+        protocol: TASK_PROTOCOL,
+      };
       inputBytes(input, 'publish', 1);
       const doc = initialTaskDoc({ taskId, request, parentTaskId: null, createdAt, runId: null });
       const created = await start<PublishSingleWorkflow>(
@@ -223,6 +229,7 @@ export function createPublishService(deps: ServiceDeps) {
         spacing: batch.spacing,
         createdAt,
         priority: batch.priority,
+        protocol: TASK_PROTOCOL,
       };
       inputBytes(input, 'batch', total);
       const doc = initialBatchDoc({ taskId, total, ...batch, createdAt, runId: null });

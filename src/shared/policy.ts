@@ -16,6 +16,11 @@ export interface PublishPolicy {
    * Resolved with the rest of the policy, so the gates see the same limits on every replay.
    */
   limits?: QueueLimits;
+  /**
+   * While Redis is down, the longest wait between a task's projection attempts (protocol 2; default 5 minutes): a
+   * bound on how late the document catches up when Redis returns, and on the history an outage adds.
+   */
+  projectionRetryMaxMs?: number;
 }
 
 export const DEFAULT_POLICY: PublishPolicy = {

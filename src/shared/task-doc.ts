@@ -69,7 +69,8 @@ export function pendingDoc(a: {
 
 /**
  * The memo key that holds the task's document, so the reconciler can rebuild a task from visibility: set at start
- * (by the API, or by the batch for its children) and kept current by the projector on every status change.
+ * (by the API, or by the batch for its children) and set to the final document by the projector as the run ends
+ * (protocol 2; runs started before it updated it on every status change).
  */
 export const DOC_MEMO_KEY = 'pubflowDoc';
 

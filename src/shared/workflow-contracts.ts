@@ -33,7 +33,24 @@ export interface PublishSingleInput {
   index?: number;
   /** When the API accepted the request (ISO); defaults to the workflow's start time. */
   createdAt?: string;
+  /**
+   * How the run talks to visibility and Redis (see TASK_PROTOCOL). Absent in runs started before it existed: those
+   * keep the old behaviour, so their histories replay unchanged without a patch marker (whose TemporalChangeVersion
+   * upsert would cost each new run a visibility write).
+   */
+  protocol?: number;
 }
+
+/**
+ * 2 (2026-12-03, issue 14): PubflowStatus is upserted only for the states a task rests in (failed with a review,
+ * retry) and once at the end, the document memo once at the end, and a projection write that fails is tried a few
+ * times in the workflow task, then again after a durable timer (backing off), so a Redis outage neither holds the
+ * workflow task nor grows the history quickly.
+ */
+export const TASK_PROTOCOL = 2;
+
+/** The protocol enqueueAtGate starts new gates with (GateInput.protocol in src/workflows/account-gate.ts). */
+export const GATE_PROTOCOL = 2;
 
 export interface PublishSingleOutput {
   taskId: string;
@@ -93,6 +110,8 @@ export interface PublishBatchInput {
   state?: BatchState;
   /** Testing knob: continue as new after this many child starts and status signals in one run. */
   continueAsNewAfter?: number;
+  /** TASK_PROTOCOL the API started the batch with (carried through continue-as-new; absent: runs before it). */
+  protocol?: number;
 }
 
 export interface PublishBatchOutput {

@@ -33,6 +33,7 @@ import {
   metricMeter,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -121,6 +122,12 @@ export interface GateInput {
   state?: GateState;
   /** Continue as new beyond this many history events (Temporal's own suggestion applies regardless). */
   maxHistoryLength?: number;
+  /**
+   * 2 (set by enqueueAtGate since 2026-12-03, carried through continue-as-new): the gate's wake-up timer is kept
+   * across turns instead of being cancelled and started again on every signal (see the loop). Absent in gates
+   * started before: they keep the old timers, so their histories replay unchanged.
+   */
+  protocol?: number;
 }
 
 /** One per account: one upload at a time, the account's rate limits, and its login state. */
@@ -175,6 +182,10 @@ async function runGate(input: GateInput): Promise<void> {
   const done = new Set(s.recent);
   let dirty = true;
   let blockedUntil: number | undefined;
+  const keepTimer = (input.protocol ?? 1) >= 2;
+  /** Protocol 2: when the pending wake-up timer fires (undefined: none pending), and whether one has fired. */
+  let alarmAt: number | undefined;
+  let rang = false;
 
   const memo = (): GateMemo => ({
     status: s.status,
@@ -386,7 +397,13 @@ async function runGate(input: GateInput): Promise<void> {
     if (info.continueAsNewSuggested || (input.maxHistoryLength && info.historyLength > input.maxHistoryLength)) {
       await condition(allHandlersFinished);
       s.recent = s.recent.slice(-RECENT_TICKETS);
-      await continueAsNew<typeof accountGate>({ kind, key, state: s, maxHistoryLength: input.maxHistoryLength });
+      await continueAsNew<typeof accountGate>({
+        kind,
+        key,
+        state: s,
+        maxHistoryLength: input.maxHistoryLength,
+        ...(input.protocol !== undefined ? { protocol: input.protocol } : {}),
+      });
     }
 
     // Timers only while something is due: a holder to check, a waiting task's limit to pass, or (idle) the moment
@@ -395,7 +412,23 @@ async function runGate(input: GateInput): Promise<void> {
     if (blockedUntil !== undefined) wakes.push(blockedUntil);
     if (idle) wakes.push(Math.max(forgetAt, s.pausedUntil));
     if (dirty) continue;
-    if (wakes.length === 0) await condition(() => dirty);
+    if (keepTimer) {
+      // condition(fn, timeout) cancels its timer whenever a signal comes first: a TIMER_STARTED and a TIMER_CANCELED
+      // in the gate's history for nearly every turn (each grant moves the lease check). One timer is kept instead
+      // and a new one started only when something is due sooner; one that fires early wakes the loop for nothing,
+      // at most once per lease, and one pending when the gate ends or continues as new is simply dropped.
+      const wakeAt = wakes.length === 0 ? undefined : Math.max(Date.now() + 1, Math.min(...wakes));
+      if (wakeAt !== undefined && (alarmAt === undefined || alarmAt > wakeAt)) {
+        const at = wakeAt;
+        alarmAt = at;
+        void sleep(at - Date.now()).then(() => {
+          if (alarmAt === at) alarmAt = undefined;
+          rang = true;
+        });
+      }
+      await condition(() => dirty || rang);
+      rang = false;
+    } else if (wakes.length === 0) await condition(() => dirty);
     else await condition(() => dirty, Math.max(1, Math.min(...wakes) - Date.now()));
   }
 }

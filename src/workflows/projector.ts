@@ -12,6 +12,7 @@ import {
   getExternalWorkflowHandle,
   proxyActivities,
   proxyLocalActivities,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -29,6 +30,36 @@ export const projectionOptions = {
 
 const { fileReview } = proxyActivities<ReturnType<typeof createActivities>>(projectionOptions);
 const local = proxyLocalActivities<ReturnType<typeof createActivities>>(projectionOptions);
+
+/**
+ * Protocol 2: a write is tried a few times within the workflow task (well under a second when Redis refuses
+ * connections: the worker's client has no offline queue), then the loop waits on a durable timer and tries again.
+ * With unlimited local retries, an outage kept the workflow task open: the worker extended it every few seconds
+ * (three history events each time), and signals and updates (a review decision, a gate's grant) waited for it.
+ */
+export const boundedProjectionOptions = {
+  startToCloseTimeout: '5s',
+  retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
+} as const;
+const bounded = proxyLocalActivities<ReturnType<typeof createActivities>>(boundedProjectionOptions);
+/** Protocol 2's write: a few quick tries in this workflow task; false when Redis did not take it. */
+export async function tryWriteDoc(doc: TaskDoc): Promise<boolean> {
+  try {
+    await bounded.projectTask(doc);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The wait after `failures` failed writes in a row (1 s doubling, at most `max`). */
+export function projectionBackoffMs(failures: number, max = PROJECTION_RETRY_MAX_MS): number {
+  return Math.min(max, PROJECTION_RETRY_FIRST_MS * 2 ** Math.min(failures, 20));
+}
+
+/** Waits between failed writes while Redis is down: 1 s, doubling, up to the policy's projectionRetryMaxMs (5 min). */
+export const PROJECTION_RETRY_FIRST_MS = 1000;
+export const PROJECTION_RETRY_MAX_MS = 5 * 60_000;
 
 /**
  * Writes a document to Redis. A local activity: it runs on the worker that runs the workflow, inside the workflow
@@ -59,16 +90,31 @@ export function memoizeDoc(doc: TaskDoc): void {
   upsertMemo({ [DOC_MEMO_KEY]: json.length <= DOC_MEMO_MAX_CHARS ? (JSON.parse(json) as TaskDoc) : null });
 }
 
+/** Statuses a task rests in, waiting for a person or a timer: protocol 2 shows them in PubflowStatus at once. */
+const RESTING = new Set<TaskDoc['status']>(['failed', 'retry']);
+
 export class Projector {
   private projected = 0;
   private reviewFiledForAttempt = 0;
   /** What the batch was last told (status/review open); a started child is pending in the batch's eyes. */
   private lastReported = 'pending/false';
+  /** Protocol 2: the PubflowStatus visibility holds (the API and the batch start a task with `pending`). */
+  private visibleStatus: TaskDoc['status'] = 'pending';
+  /** Protocol 2: consecutive failed writes (the backoff), and a version bump that cuts a wait short. */
+  private failures = 0;
 
   constructor(
     private readonly doc: TaskDoc,
     private readonly parent: { parentTaskId: string | null; index: number },
-  ) {}
+    private readonly opts: { protocol?: number; retryMaxMs?: number; firstWritten?: boolean } = {},
+  ) {
+    // The first document is not written again when the caller says the API wrote it (see publishSingle).
+    if (this.lean && opts.firstWritten) this.projected = doc.version;
+  }
+
+  private get lean(): boolean {
+    return (this.opts.protocol ?? 1) >= 2;
+  }
 
   /** Apply a change to the document and schedule its projection. */
   change(patch: Partial<TaskDoc>): void {
@@ -76,9 +122,31 @@ export class Projector {
     const reviewWasOpen = this.doc.review?.open === true;
     Object.assign(this.doc, patch);
     this.doc.version++;
+    if (this.lean) {
+      // Each upsert is a history event and a visibility write. The seconds a task runs are not worth one: the
+      // status shows where a task rests (in review, waiting to retry) and, from finish(), how it ended.
+      if (statusChanged && (RESTING.has(this.doc.status) || RESTING.has(this.visibleStatus))) this.showStatus();
+      return;
+    }
     if (statusChanged) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.status, value: this.doc.status }]);
     // A discarded or expired review ends the task without a status change (failed -> failed): memoize that too.
     if (statusChanged || reviewWasOpen !== (this.doc.review?.open === true)) memoizeDoc(this.doc);
+  }
+
+  private showStatus(): void {
+    if (this.doc.status === this.visibleStatus) return;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.status, value: this.doc.status }]);
+    this.visibleStatus = this.doc.status;
+  }
+
+  /**
+   * Protocol 2, just before the run ends: the final status and the final document into visibility, in the same
+   * workflow task as the run's close, so the reconciler rebuilds a closed task from its memo alone.
+   */
+  finish(): void {
+    if (!this.lean) return;
+    this.showStatus();
+    memoizeDoc(this.doc);
   }
 
   start(): void {
@@ -99,12 +167,34 @@ export class Projector {
       if (review?.open && review.attempt > this.reviewFiledForAttempt) {
         await fileReview(snapshot);
         this.reviewFiledForAttempt = review.attempt;
+      } else if (this.lean) {
+        if (!(await this.tryWrite(snapshot))) {
+          // The batch counts its children from these signals, not from Redis: it hears of this one regardless.
+          if (this.parent.parentTaskId) await this.reportToParent(snapshot);
+          await this.backoff();
+          continue;
+        }
       } else {
         await writeDoc(snapshot);
       }
       if (this.parent.parentTaskId) await this.reportToParent(snapshot);
       this.projected = snapshot.version;
     }
+  }
+
+  /** One bounded write (a few quick tries in this workflow task); false when Redis did not take it. */
+  private async tryWrite(snapshot: TaskDoc): Promise<boolean> {
+    const ok = await tryWriteDoc(snapshot);
+    if (ok) this.failures = 0;
+    return ok;
+  }
+
+  /** After a failed write: a durable wait, 1 s doubling up to retryMaxMs, then the loop writes the newest version. */
+  private async backoff(): Promise<void> {
+    const wait = projectionBackoffMs(this.failures, this.opts.retryMaxMs);
+    this.failures++;
+    // A timer that is never cancelled (see the batch's projection loop): one TIMER_STARTED and one TIMER_FIRED.
+    await sleep(wait);
   }
 
   /**

@@ -43,12 +43,13 @@ import {
   type TaskStatus,
 } from '../shared/types';
 import {
+  TASK_PROTOCOL,
   WORKFLOW_TYPES,
   type BatchState,
   type PublishBatchInput,
   type PublishBatchOutput,
 } from '../shared/workflow-contracts';
-import { writeDoc } from './projector';
+import { projectionBackoffMs, tryWriteDoc, writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
 
 /**
@@ -204,6 +205,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
   let written = 0;
   let lastWriteAt = 0;
   let projectedStatus: TaskStatus | undefined;
+  let writeFailures = 0;
   const changed = () => {
     changes++;
     const s = status();
@@ -231,7 +233,17 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
         upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.status, value: snapshot.status }]);
         projectedStatus = snapshot.status;
       }
-      await writeDoc(snapshot);
+      if ((input.protocol ?? 1) >= 2) {
+        // As a task's projector (projector.ts): bounded tries, then a durable wait, so a Redis outage holds no
+        // workflow task open and the children's reports and starts go on. The next write takes the newest counts.
+        if (!(await tryWriteDoc(snapshot))) {
+          await sleep(projectionBackoffMs(writeFailures++));
+          continue;
+        }
+        writeFailures = 0;
+      } else {
+        await writeDoc(snapshot);
+      }
       written = upTo;
       lastWriteAt = Date.now();
     }
@@ -282,6 +294,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
             parentTaskId: batchId,
             index: i,
             createdAt,
+            protocol: TASK_PROTOCOL,
           },
         ],
         // The child's first memo, as the API gives a single's (see DOC_MEMO_KEY).

@@ -123,10 +123,18 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     createdAt: input.createdAt ?? info.startTime.toISOString(),
     runId: info.runId,
   });
-  const projector = new Projector(doc, {
-    parentTaskId: input.parentTaskId ?? null,
-    index: input.index ?? 0,
-  });
+  const projector = new Projector(
+    doc,
+    { parentTaskId: input.parentTaskId ?? null, index: input.index ?? 0 },
+    {
+      protocol: input.protocol,
+      retryMaxMs: policy.projectionRetryMaxMs,
+      // Protocol 2: the API wrote version 1 as it started the run, so it is not written again (one marker and one
+      // Redis write fewer); should that write have failed, the next version, which comes at once, carries it. A batch
+      // child writes its own (nobody else does), and so does a scheduled task, which may not change for hours.
+      firstWritten: !input.parentTaskId && !request.publishAt,
+    },
+  );
   const change = (patch: Partial<TaskDoc>) => projector.change({ ...patch, updated_at: now() });
   /** The audit trail: `decisions` with one more human action (see Audit in shared/types.ts). */
   const recorded = (
@@ -337,6 +345,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
       await Promise.all(releases);
       await condition(allHandlersFinished);
       await projector.flush();
+      projector.finish();
     });
     throw err;
   }
@@ -346,6 +355,7 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
     await Promise.all(releases);
     await condition(allHandlersFinished);
     await projector.flush();
+    projector.finish();
   });
   return { taskId, status: doc.status, result: doc.result, attempts: doc.attempt };
 }

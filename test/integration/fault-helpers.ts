@@ -24,7 +24,7 @@ import {
   taskKey,
   typeIndex,
 } from '../../src/projection/keys';
-import { TASK_WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
+import { TASK_PROTOCOL, TASK_WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
 import { TaskStateManager, type QueueStats } from '../../src/projection/task-state-manager';
 import { PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';
 import { taskStateQuery } from '../../src/shared/definitions';
@@ -454,6 +454,7 @@ export async function startBatch(
     policies: { webhook: webhookPolicy(stack, o.policyEnv) },
     concurrency: o.concurrency,
     createdAt: new Date().toISOString(),
+    protocol: TASK_PROTOCOL,
   };
   return stack.client.workflow.start<typeof publishBatch>('publishBatch', {
     taskQueue: o.taskQueue,
@@ -490,7 +491,14 @@ export async function startSingle(
   return stack.client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue: o.taskQueue,
     workflowId: o.workflowId,
-    args: [{ request: o.request, policy: webhookPolicy(stack), createdAt: new Date().toISOString() }],
+    args: [
+      {
+        request: o.request,
+        policy: webhookPolicy(stack),
+        createdAt: new Date().toISOString(),
+        protocol: TASK_PROTOCOL,
+      },
+    ],
     workflowIdConflictPolicy: 'FAIL',
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
     priority: { priorityKey: priorityKey(o.request.priority) },

@@ -24,6 +24,7 @@ import { makeDoc } from '../projection/fixtures';
 import { type Harness, perFile, startDevStack, withWorker, workflowBundle } from '../helpers/harness';
 import { sleep, waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 
 let h: Harness;
 let native: NativeConnection;
@@ -54,7 +55,8 @@ function start(taskQueue: string, id = `rc-${randomUUID()}`): Promise<WorkflowHa
   return client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
     workflowId: id,
-    args: [{ request: req, policy: DEFAULT_POLICY, createdAt }],
+    // As the API starts it (protocol 2: the final document reaches the memo as the run ends).
+    args: [{ request: req, policy: DEFAULT_POLICY, createdAt, protocol: TASK_PROTOCOL }],
     memo: { [DOC_MEMO_KEY]: initialTaskDoc({ taskId: id, request: req, parentTaskId: null, createdAt, runId: null }) },
   });
 }

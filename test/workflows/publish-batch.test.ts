@@ -30,6 +30,7 @@ import { authed, createTestKeys } from '../helpers/api-keys';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
 import { tempDir } from '../helpers/servers';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 
 let env: TestWorkflowEnvironment;
 let h: Harness;
@@ -70,7 +71,8 @@ async function startBatch(
   return env.client.workflow.start<typeof publishBatch>('publishBatch', {
     taskQueue,
     workflowId: `b-${randomUUID()}`,
-    args: [{ items, policies: { scripted: policy }, concurrency: 2, ...over }],
+    // As the API starts it (protocol 2); test/replay covers runs without it.
+    args: [{ items, policies: { scripted: policy }, concurrency: 2, protocol: TASK_PROTOCOL, ...over }],
   });
 }
 

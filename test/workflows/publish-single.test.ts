@@ -22,6 +22,7 @@ import {
 } from '../helpers/harness';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 
 let env: TestWorkflowEnvironment;
 let h: Harness;
@@ -49,7 +50,8 @@ async function start(taskQueue: string, over: Partial<PublishRequest> = {}, work
   return env.client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
     workflowId,
-    args: [{ request: request(over), policy }],
+    // As the API starts it (protocol 2: src/shared/workflow-contracts.ts); test/replay covers runs without it.
+    args: [{ request: request(over), policy, protocol: TASK_PROTOCOL }],
   });
 }
 

@@ -28,6 +28,7 @@ import {
 import { auditOf } from '../../src/service/audit';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 
 const ACCOUNTS = [
   ...['acct-1', 'acct-2', 'acct-3', 'acct-4'].map((id) => ({ id, platform: 'scripted', settings: {} })),
@@ -75,6 +76,7 @@ function start(
           ...over,
         },
         policy,
+        protocol: TASK_PROTOCOL,
       },
     ],
   });
