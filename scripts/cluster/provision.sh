@@ -2,7 +2,7 @@
 # Cluster tools for `make up-cluster` / `make test-cluster`, into .tools/ (cached: skipped when present).
 #   - Temporal server v1.32.0, temporal-sql-tool and tdbg, built from the Go module proxy (no replace directives;
 #     ~8 min cold on 2 cores, seconds with a warm ~/.cache/go-build). Schema files come from the module cache.
-#   - PostgreSQL 15 and redis-server from Debian (apt-get, as root) when missing.
+#   - PostgreSQL 15, redis-server and redis-sentinel from Debian (apt-get, as root) when missing.
 # Not part of `make tools` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,9 +27,14 @@ fi
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The sentinels run as `redis-server --sentinel` (scripts/cluster/up.sh); Debian's redis-sentinel package is the
+# packaged form of the same binary, installed so `redis-sentinel` is there for people who run it by hand.
+command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
 if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing ${need_apt[*]}: apt-get install them (as root)"; exit 1; }
-  apt-get install -y --no-install-recommends "${need_apt[@]}"
+  # A fresh machine has no package lists yet: update once if the first install cannot find the packages.
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; }
 fi
 command -v openssl >/dev/null || { say "no openssl (for the throwaway CA)"; exit 1; }
 {
