@@ -126,6 +126,9 @@ test('a failed webhook publish appears in Reviews; a retry with a corrected titl
   await page.waitForSelector('[data-testid="cancel"]', { hidden: true, timeout: 5000 });
   // Still the same document: the status changed over the event stream, not by reloading.
   expect(await page.evaluate(() => (globalThis as unknown as { deskMark?: number }).deskMark)).toBe(42);
+  // The document says success once the projection has it; the run completes a moment later, and the timeline's
+  // "finished" row comes from that completion event. Wait for the run, not a fixed time.
+  await stack.client.workflow.getHandle(id).result();
   await page.reload();
   // The timeline, from Temporal's history: both attempts with their titles, the review and who closed it.
   const rows = await page.$$eval('[data-testid="timeline"] tbody tr', (trs) =>
