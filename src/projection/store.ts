@@ -280,11 +280,30 @@ export class ProjectionStore {
   }
 
   /**
-   * Store the document and move its index entries, unless the stored version is the same or newer, or the task
-   * was deleted (both are 'stale').
+   * Store the document and move its index entries, unless the stored version is newer, or the same version with
+   * the same bytes, or the task was deleted (all 'stale').
+   *
+   * The same version with other bytes replaces what is stored. A workflow computes each version once per workflow
+   * task, but a workflow task that ran its projection write and was then lost (Temporal restarted, the worker died
+   * before completing it) runs again later and computes that version again, with other timestamps: only the second
+   * one is in the history. Its write comes after the lost one's, so it wins here instead of leaving the mirror on a
+   * run Temporal never recorded until the reconciler's next pass (which still corrects the rare opposite order:
+   * src/service/reconciler.ts). Writes of one recorded version are byte-identical, so nothing flip-flops. The
+   * replacement is a compare-and-set on the bytes read: a write in between wins.
    */
   async write(doc: TaskDoc): Promise<WriteOutcome> {
-    return (await this.apply(doc)) === 'applied' ? 'applied' : 'stale';
+    const outcome = await this.apply(doc);
+    if (outcome !== 'stale') return outcome === 'applied' ? 'applied' : 'stale';
+    const stored = await this.redis.get(taskKey(doc.task_id));
+    if (stored === null || stored === JSON.stringify(doc)) return 'stale';
+    let storedVersion: unknown;
+    try {
+      storedVersion = (JSON.parse(stored) as { version?: unknown }).version;
+    } catch {
+      return 'stale';
+    }
+    if (storedVersion !== doc.version) return 'stale';
+    return (await this.apply(doc, { replacing: stored })) === 'applied' ? 'applied' : 'stale';
   }
 
   /**

@@ -63,15 +63,29 @@ describe('ProjectionStore.write', () => {
     expect(await redis.get(taskKey(doc.task_id))).toBe(JSON.stringify(doc));
   });
 
-  test('an equal version is stale and changes nothing', async () => {
+  test('an equal version with the same bytes is stale and changes nothing', async () => {
     const first = makeDoc({ version: 4, status: 'running', updated_at: at(4) });
     await store.write(first);
 
-    const outcome = await store.write({ ...first, status: 'failed', updated_at: at(8) });
+    const outcome = await store.write({ ...first });
 
     expect(outcome).toBe('stale');
     expect(await redis.get(taskKey(first.task_id))).toBe(JSON.stringify(first));
     expect(await indexesOf(redis, first.task_id)).toEqual([statusIndex('running'), typeIndex('publish')].sort());
+  });
+
+  test('an equal version with other bytes (a lost workflow task computed again) replaces it, indexes included', async () => {
+    // Version 4 as a workflow task that Temporal never recorded wrote it, then as its re-run computed it.
+    const lost = makeDoc({ version: 4, status: 'success', updated_at: at(4), completed_at: at(4) });
+    await store.write(lost);
+    const kept = { ...lost, updated_at: at(8), completed_at: at(8) };
+
+    expect(await store.write(kept)).toBe('applied');
+    expect(await redis.get(taskKey(lost.task_id))).toBe(JSON.stringify(kept));
+    expect(await indexesOf(redis, lost.task_id)).toEqual([statusIndex('success'), typeIndex('publish')].sort());
+    // An older version still never moves it back.
+    expect(await store.write({ ...lost, version: 3, status: 'running' })).toBe('stale');
+    expect(await redis.get(taskKey(lost.task_id))).toBe(JSON.stringify(kept));
   });
 
   test('an older version is stale and does not move the task backwards', async () => {
