@@ -5,7 +5,10 @@
 #   runs: kill -9 of one history service, one matching service, one pubflow worker, then of the Redis master
 #   (Sentinel promotes the replica). Afterwards: every task settled, uploads lost / sent twice counted on the
 #   receiver, and `reconcile` against Temporal (documents it had to write = where the mirror differed).
-# Not yet here: the API and integration jest suites against the cluster (see README "Cluster").
+#   Before the faults, on the healthy cluster: jest suites with PUBFLOW_TEST_TEMPORAL=external (test/helpers/
+#   servers.ts), each test file in a fresh namespace of the cluster over mTLS, its own redis-server:
+#   TEST_CLUSTER_SUITES (default test/cluster/external-temporal.test.ts test/api/api.test.ts
+#   test/integration/queue-processes.test.ts; empty: none; README "Cluster" says which others cannot run there).
 # A task whose upload was in flight on the killed worker is expected in review (Unconfirmed), never retried.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,6 +50,21 @@ until [ -f "$W/ready.env" ]; do
   left; sleep 1
 done
 say "cluster up in $((SECONDS - started)) s"
+
+# The jest suites against the cluster: only its Temporal settings (mTLS to frontend 1), not its Redis or API.
+SUITES=${TEST_CLUSTER_SUITES-test/cluster/external-temporal.test.ts test/api/api.test.ts test/integration/queue-processes.test.ts}
+if [ -n "$SUITES" ]; then
+  suites_started=$SECONDS
+  # shellcheck disable=SC2046
+  (set -a; source "$W/ready.env"; set +a
+   unset REDIS_SENTINELS REDIS_SENTINEL_NAME REDIS_URL PUBFLOW_PUBLISHED_DIR PUBFLOW_MEDIA_ROOT PUBFLOW_API_KEYS_FILE
+   PUBFLOW_TEST_TEMPORAL=external timeout -k 10 $((deadline - SECONDS)) npx jest --runInBand $SUITES) \
+    >"$W/jest.log" 2>&1 && jest_rc=0 || jest_rc=$?
+  grep -E '^(PASS|FAIL) |^Tests:' "$W/jest.log" | sed 's/^/[test-cluster] jest: /'
+  say "jest suites against the cluster (exit $jest_rc) in $((SECONDS - suites_started)) s: $SUITES"
+  [ "$jest_rc" = 0 ] || { say "FAILED: jest suites against the cluster (see $W/jest.log)"; grep -E '●' "$W/jest.log" | head -20; exit 1; }
+fi
+
 set -a; source "$W/ready.env"; set +a
 AUTH="Authorization: Bearer $(cat "$CLUSTER_DIR/admin.token")"
 pid() { cat "$CLUSTER_DIR/run/$1.pid"; }

@@ -186,7 +186,7 @@ async function wire(
   const taskQueue = `tq-${randomUUID()}`;
   // The production config parser, with short timeouts and no automatic retries (each test decides every attempt).
   const config = loadConfig({
-    TEMPORAL_ADDRESS: dev.address,
+    ...dev.env, // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (and TLS with PUBFLOW_TEST_TEMPORAL=external)
     PUBFLOW_TASK_QUEUE: taskQueue,
     REDIS_URL: redisServer.url,
     PUBFLOW_ACCOUNTS_FILE: accountsFile,
@@ -220,7 +220,7 @@ async function wire(
     redis.disconnect();
   });
 
-  const nativeConnection = await NativeConnection.connect({ address: dev.address });
+  const nativeConnection = await NativeConnection.connect(dev.connection);
   cleanups.push(() => nativeConnection.close());
   const workers = await createPubflowWorkers({
     connection: nativeConnection,
@@ -243,7 +243,7 @@ async function wire(
     await running;
   });
 
-  const connection = await Connection.connect({ address: dev.address });
+  const connection = await Connection.connect(dev.connection);
   cleanups.push(() => connection.close());
   const client = new Client({ connection, namespace: config.temporal.namespace });
 

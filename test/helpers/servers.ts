@@ -8,12 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { Connection, type TLSConfig } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sleep, StopWaiting, waitUntil } from './polling';
 import { toolPaths } from './tools';
 import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
+import { connectTemporalClient, loadTemporalTarget } from '../../src/connections';
+import { setupTemporal } from '../../src/setup/setup';
 
 const started = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -237,7 +240,16 @@ export interface DevServer extends ManagedServer {
   namespace: string;
   uiPort: number;
   dbFile: string;
+  /** For Connection.connect / NativeConnection.connect: the address, and mTLS against an external Temporal. */
+  connection: { address: string; tls?: TLSConfig };
+  /** TEMPORAL_* variables for a pubflow process or loadConfig (address, namespace, TLS paths). */
+  env: Record<string, string>;
+  /** PUBFLOW_TEST_TEMPORAL=external: a namespace on a Temporal the tests did not start (stop/kill/start throw). */
+  external: boolean;
 }
+
+/** PUBFLOW_TEST_TEMPORAL=external: the tests use the Temporal of TEMPORAL_ADDRESS/TEMPORAL_TLS_* (scripts/cluster/test.sh). */
+export const externalTemporal = (): boolean => process.env.PUBFLOW_TEST_TEMPORAL === 'external';
 
 /** SQLite settings of the test dev servers (and of `make up`); see startDevServerOnce. */
 export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
@@ -252,7 +264,69 @@ export type DevServerOptions = {
 
 /** `temporal server start-dev` on free ports, with its SQLite state in a temp dir, search attributes registered. */
 export function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  if (externalTemporal()) return useExternalTemporal();
   return onFreshPorts(() => startDevServerOnce(opts));
+}
+
+/**
+ * PUBFLOW_TEST_TEMPORAL=external: instead of a dev server, a fresh namespace on the Temporal that TEMPORAL_ADDRESS,
+ * TEMPORAL_TLS_* (or a TEMPORAL_PROFILE) point at, made ready by `pubflow setup`'s code, so that test files never see
+ * each other's workflows. The DevServerOptions (dynamic config, SQLite) do not apply there. The server is not the
+ * tests' to stop: stop/kill/start throw (a test that restarts Temporal cannot run this way); destroy() deletes the
+ * namespace, best effort.
+ */
+async function useExternalTemporal(): Promise<DevServer> {
+  const target = loadTemporalTarget(process.env);
+  const namespace = `pubflow-test-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tls = target.connectionOptions.tls;
+  const connection = { address: target.address, ...(tls && typeof tls === 'object' ? { tls } : {}) };
+  const conn = await connectTemporalClient(target);
+  try {
+    await setupTemporal(conn, { namespace, retentionMs: 86_400_000, settleTimeoutMs: 120_000 });
+    // A namespace registered a moment ago reaches each frontend, history and matching cache within seconds: usable
+    // once visibility answers a query on pubflow's search attributes in it.
+    await waitUntil(
+      `namespace ${namespace} to be usable on ${target.address}`,
+      async () => {
+        try {
+          await conn.workflowService.listWorkflowExecutions({ namespace, query: `PubflowStatus = 'probe'` });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+  } finally {
+    await conn.close();
+  }
+  const notOurs = async () => {
+    throw new Error(
+      `PUBFLOW_TEST_TEMPORAL=external: the Temporal at ${target.address} is not the tests' to stop or start`,
+    );
+  };
+  const env: Record<string, string> = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('TEMPORAL_') && !!e[1]),
+  );
+  return {
+    pid: 0,
+    stop: notOurs,
+    kill: notOurs,
+    start: notOurs,
+    async destroy() {
+      const c = await connectTemporalClient(target).catch(() => undefined);
+      if (!c) return;
+      await c.operatorService.deleteNamespace({ namespace }).catch(() => undefined);
+      await c.close();
+    },
+    address: target.address,
+    namespace,
+    uiPort: 0,
+    dbFile: '',
+    connection,
+    env: { ...env, TEMPORAL_ADDRESS: target.address, TEMPORAL_NAMESPACE: namespace },
+    external: true,
+  };
 }
 
 async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
@@ -311,7 +385,15 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
         ),
       stopGraceMs: 15_000,
     }),
-    { address, namespace: 'default', uiPort, dbFile },
+    {
+      address,
+      namespace: 'default',
+      uiPort,
+      dbFile,
+      connection: { address },
+      env: { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default' },
+      external: false,
+    },
   );
   return startOrClean(server);
 }

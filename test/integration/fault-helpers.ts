@@ -290,20 +290,19 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
   mkdirSync(logDir);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 2 });
   redis.on('error', () => undefined); // the tests restart this server on purpose
-  const connection = await Connection.connect({ address: dev.address }).catch(async (err: unknown) => {
+  const connection = await Connection.connect(dev.connection).catch(async (err: unknown) => {
     redis.disconnect();
     await Promise.all([endpoint.close(), dev.destroy(), redisServer.destroy()]);
     throw err;
   });
-  const client = new Client({ connection });
+  const client = new Client({ connection, namespace: dev.namespace });
   const taskQueue = `fault-${opts.name}-${process.pid}-${Date.now().toString(36)}`;
   const processes: PubflowProcess[] = [];
 
   // Real keys, one per role, as `keys create` makes them: the API lets nobody in without one.
   const keys = createTestKeys(dir);
   const env = (over: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-    TEMPORAL_ADDRESS: dev.address,
-    TEMPORAL_NAMESPACE: 'default',
+    ...dev.env, // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (and TLS with PUBFLOW_TEST_TEMPORAL=external)
     REDIS_URL: redisServer.url,
     PUBFLOW_TASK_QUEUE: taskQueue,
     PUBFLOW_ACCOUNTS_FILE: accountsFile,
