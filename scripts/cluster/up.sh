@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-[ -f .tools/cluster-env ] || scripts/cluster/provision.sh
+# Always: it takes a second when everything is cached, and it rewrites .tools/cluster-env, so a moved checkout or
+# a deleted binary is provisioned again instead of failing later on a path that no longer exists.
+scripts/cluster/provision.sh
 # shellcheck disable=SC1091
 source .tools/cluster-env
 say() { echo "[cluster] $*" 2>/dev/null || true; }
@@ -289,18 +291,22 @@ wait_until "API 1" 60 curl -fsS "http://127.0.0.1:$API1/readyz"
 wait_until "API 2" 60 curl -fsS "http://127.0.0.1:$API2/readyz"
 
 env_file=$CLUSTER_DIR/cluster.env
+# For a person's shell: `source cluster.env`, then curl with $PUBFLOW_URL or `npx pubflow …` (the CLI reads
+# PUBFLOW_URL and PUBFLOW_TOKEN from the environment, so every line is exported). It holds the admin token: 0600.
 {
   for v in TEMPORAL_ADDRESS TEMPORAL_NAMESPACE TEMPORAL_TLS_SERVER_CA_CERT_PATH TEMPORAL_TLS_CLIENT_CERT_PATH \
     TEMPORAL_TLS_CLIENT_KEY_PATH TEMPORAL_TLS_SERVER_NAME REDIS_SENTINELS REDIS_SENTINEL_NAME REDIS_URL \
-    PUBFLOW_PUBLISHED_DIR PUBFLOW_MEDIA_ROOT PUBFLOW_API_KEYS_FILE; do printf '%s=%q\n' "$v" "${!v}"; done
-  echo "CLUSTER_DIR=$CLUSTER_DIR"
-  echo "PUBFLOW_URL=http://127.0.0.1:$API1"
-  echo "PUBFLOW_URL2=http://127.0.0.1:$API2"
-  echo "TEMPORAL_ADDRESS2=127.0.0.1:$FE2"
-  echo "REDIS_MASTER_PORT=$REDIS_MASTER"
-  echo "REDIS_SENTINEL_PORT=$SENT1"
-  echo "PG_PORT=$PG_PORT"
+    PUBFLOW_PUBLISHED_DIR PUBFLOW_MEDIA_ROOT PUBFLOW_API_KEYS_FILE; do printf 'export %s=%q\n' "$v" "${!v}"; done
+  echo "export CLUSTER_DIR=$CLUSTER_DIR"
+  echo "export PUBFLOW_URL=http://127.0.0.1:$API1"
+  echo "export PUBFLOW_URL2=http://127.0.0.1:$API2"
+  printf 'export PUBFLOW_TOKEN=%q\n' "$(cat "$CLUSTER_DIR/admin.token")"
+  echo "export TEMPORAL_ADDRESS2=127.0.0.1:$FE2"
+  echo "export REDIS_MASTER_PORT=$REDIS_MASTER"
+  echo "export REDIS_SENTINEL_PORT=$SENT1"
+  echo "export PG_PORT=$PG_PORT"
 } >"$env_file"
+chmod 0600 "$env_file"
 cat <<MSG
 
   pubflow is up on a Temporal cluster.
