@@ -13,13 +13,10 @@ import { deriveEvents } from '../../src/events/derive';
 import { loadSubscriptions } from '../../src/events/subscriptions';
 import { DEFAULT_DELIVERY_RETRY, deliveryWorkflowId, type DeliverEventInput } from '../../src/events/types';
 import { EventWebhooks } from '../../src/events/webhooks';
-import { createLogger } from '../../src/log';
 import type { WorkerMetrics } from '../../src/metrics/worker-metrics';
-import { DriverRegistry } from '../../src/platforms';
 import { initialTaskDoc } from '../../src/shared/task-doc';
 import { WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
-import { createPubflowWorkers } from '../../src/worker';
-import { perFile, startWorkflowTestStack, workflowBundle, type Harness } from '../helpers/harness';
+import { perFile, startWorkflowTestStack, withWorker, type Harness } from '../helpers/harness';
 import { tempDir, type RedisServer } from '../helpers/servers';
 import { contentRejected } from '../../src/platforms';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
@@ -73,30 +70,18 @@ async function withEventsWorker<T>(
   o: { file: string; metrics?: Recorder; drivers?: ScriptedDriver[] },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = `tq-${randomUUID()}`;
-  const workers = await createPubflowWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps: {
-      store: h.store,
-      accounts: h.accounts,
-      drivers: new DriverRegistry(o.drivers ?? []),
-      log: createLogger('test-worker', { silent: true }),
+  const events = new EventWebhooks({ subscriptions: loadSubscriptions(o.file), requestTimeoutMs: 5000 });
+  return withWorker(
+    {
+      connection: env.nativeConnection,
+      harness: h,
+      drivers: o.drivers ?? [],
       metrics: o.metrics,
-      events: new EventWebhooks({ subscriptions: loadSubscriptions(o.file), requestTimeoutMs: 5000 }),
+      uploadConcurrency: 1,
+      events,
     },
-    uploadConcurrency: 1,
-    shutdownGraceMs: 1000,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  try {
-    return await fn(taskQueue);
-  } finally {
-    workers.shutdown();
-    await running;
-  }
+    fn,
+  );
 }
 
 /** The attempts Temporal's retry policy makes before `giveUpAfterMs`: at 0, then after each (capped) interval. */

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadSubscriptions } from '../../src/events/subscriptions';
-import { deliveryWorkflowId, type PubflowEvent } from '../../src/events/types';
+import { EVENT_TYPES, deliveryWorkflowId, type PubflowEvent } from '../../src/events/types';
 import { EventWebhooks } from '../../src/events/webhooks';
 import { createLogger } from '../../src/log';
 import { ProjectionStore } from '../../src/projection/store';
@@ -55,14 +55,7 @@ beforeAll(async () => {
         id: 'all',
         url: all.url,
         secret: { env: SECRET_ENV },
-        events: [
-          'task.succeeded',
-          'task.failed',
-          'review.opened',
-          'review.decided',
-          'batch.completed',
-          'account.needs_login',
-        ],
+        events: [...EVENT_TYPES],
       },
       { id: 'chat', url: chat.url, secret: { file: 'chat.secret' }, events: ['review.opened'], format: 'slack' },
       { id: 'down', url: `http://127.0.0.1:${await freePort()}/nobody`, secret: 'x', events: ['task.succeeded'] },

@@ -149,6 +149,8 @@ export async function withWorker<T>(
     metrics?: WorkerMetrics;
     /** Default: the harness's store. */
     store?: ProjectionStore;
+    /** Event webhooks (test/events/); default none. */
+    events?: ActivityDeps['events'];
   },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
@@ -164,6 +166,7 @@ export async function withWorker<T>(
       log: createLogger('test-worker', { silent: true }),
       progressIntervalMs: opts.progressIntervalMs,
       metrics: opts.metrics,
+      events: opts.events,
     },
     uploadConcurrency: opts.uploadConcurrency ?? 3,
     shutdownGraceMs: 1000,
