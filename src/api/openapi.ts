@@ -4,6 +4,8 @@
  * hand but the table: a test checks it against the routes Express registers, and the API tests validate every
  * response against the generated document.
  */
+import { REQUEST_ID_PATTERN } from '../interceptors/request-id-header';
+import { REQUEST_ID_HTTP_HEADER } from './request-id';
 import type { Role } from '../auth/roles';
 import { z } from 'zod';
 import {
@@ -106,6 +108,21 @@ const v1 = (spec: RouteSpec & { role: Role }): RouteSpec => ({
   responses: { ...spec.responses, ...accessControlResponses },
 });
 
+const REQUEST_ID_PARAMETER = {
+  name: REQUEST_ID_HTTP_HEADER,
+  in: 'header',
+  required: false,
+  description:
+    'Your id for this request (1 to 128 of A-Za-z0-9._:-), logged with every line about it, in the API and in the ' +
+    "workers; anything else is replaced by a generated one. The response's X-Request-Id says which was used.",
+  schema: { type: 'string' },
+};
+const REQUEST_ID_RESPONSE_HEADER = {
+  [REQUEST_ID_HTTP_HEADER]: {
+    description: "This request's id: yours when it was valid, else a generated one (grep the logs for it).",
+    schema: { type: 'string', pattern: REQUEST_ID_PATTERN.source },
+  },
+};
 const idempotencyKey = {
   'Idempotency-Key': IdempotencyKeyHeader.meta({
     description: 'The same key always names the same task: a repeat returns it (200) and never publishes twice.',
@@ -494,12 +511,18 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[] = ROUTES): Rec
       const { description, ...rest } = s;
       parameters.push({ name, in: 'header', required: false, ...(description ? { description } : {}), schema: rest });
     }
+    // Every route (src/api/request-id.ts): a valid client id is kept, anything else is replaced, never refused.
+    parameters.push(REQUEST_ID_PARAMETER);
     const responseObjects: Record<string, unknown> = {};
     for (const [status, resp] of Object.entries(r.responses)) {
       const schema =
         resp.schema === ErrorBody ? errorSchema(resp.codes) : { $ref: `${REF}${responses.ids.get(resp.schema)!}` };
       const mediaType = resp.mediaType ?? 'application/json';
-      responseObjects[status] = { description: resp.description, content: { [mediaType]: { schema } } };
+      responseObjects[status] = {
+        description: resp.description,
+        headers: REQUEST_ID_RESPONSE_HEADER,
+        content: { [mediaType]: { schema } },
+      };
     }
     const operation: Record<string, unknown> = {
       operationId: nameOf(r.method, r.path, ''),

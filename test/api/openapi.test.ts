@@ -72,6 +72,22 @@ describe('the generated document', () => {
       );
   });
 
+  test('every operation takes an optional X-Request-Id and every response says which id was used', () => {
+    for (const { method, path, op } of operations) {
+      const o = op as unknown as {
+        parameters?: Array<{ name: string; in: string; required: boolean }>;
+        responses: Record<string, { headers?: Record<string, { schema: { pattern?: string } }> }>;
+      };
+      const header = o.parameters?.find((p) => p.in === 'header' && p.name === 'X-Request-Id');
+      expect([`${method} ${path}`, header?.required]).toEqual([`${method} ${path}`, false]);
+      for (const [status, r] of Object.entries(o.responses))
+        expect([`${method} ${path} ${status}`, r.headers?.['X-Request-Id']?.schema.pattern]).toEqual([
+          `${method} ${path} ${status}`,
+          expect.any(String),
+        ]);
+    }
+  });
+
   test('every POST documents 400, 413 and 415 (it reads a JSON body)', () => {
     for (const { path, statuses } of operations.filter((o) => o.method === 'post'))
       expect([path, ...['400', '413', '415'].filter((s) => !statuses.includes(s))]).toEqual([path]);
@@ -173,6 +189,20 @@ describe('against the running app', () => {
     await api().get('/healthz');
     await api().get('/api/v1/nowhere');
     expect(checkedResponses()).toBe(before + 2);
+  });
+
+  test("a response's X-Request-Id matches the documented pattern: the client's valid id, else a generated one", async () => {
+    const responseHeader = (
+      doc.paths['/api/v1/tasks/stats']!.get as unknown as {
+        responses: Record<string, { headers: Record<string, { schema: { pattern: string } }> }>;
+      }
+    ).responses['200']!.headers['X-Request-Id']!.schema.pattern;
+    const kept = await api().get('/api/v1/tasks/stats').set('X-Request-Id', 'ops-4711.a:b');
+    expect([kept.status, kept.headers['x-request-id']]).toEqual([200, 'ops-4711.a:b']);
+    const replaced = await api().get('/api/v1/tasks/stats').set('X-Request-Id', 'has spaces/and slashes');
+    expect(replaced.status).toBe(200);
+    expect(replaced.headers['x-request-id']).not.toBe('has spaces/and slashes');
+    expect(replaced.headers['x-request-id']).toMatch(new RegExp(responseHeader));
   });
 
   test('GET /openapi.json serves the generated document', async () => {
