@@ -81,7 +81,10 @@ const procs: Proc[] = [];
 function spawnNode(name: string, script: string, env: NodeJS.ProcessEnv, logDir: string): Proc {
   const logFile = path.join(logDir, `${name}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, [path.isAbsolute(script) ? script : path.join(ROOT, script)], {
+  // BENCH_NODE_ARGS: extra node flags for the processes the bench starts, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+  // for the profiles of docs/benchmarks.md (node refuses --cpu-prof in NODE_OPTIONS).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.isAbsolute(script) ? script : path.join(ROOT, script)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

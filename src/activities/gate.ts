@@ -1,6 +1,6 @@
 /**
- * The one activity of the queue gates (src/workflows/account-gate.ts): put a task's request in a gate's queue,
- * starting the gate if it is not running.
+ * The activities of the queue gates (src/workflows/account-gate.ts): put a task's request in a gate's queue,
+ * starting the gate if it is not running; and (protocol 3) send the signals between tasks, gates and batches.
  *
  * Why an activity: a workflow cannot signal-with-start another workflow, and starting the gate as a child would tie
  * it to whichever task happened to come first (its close would be reported to a long-closed parent). Signal-with-start
@@ -10,13 +10,14 @@
  * history and the request in the gate's, so replays see the same limits.
  */
 import { Context } from '@temporalio/activity';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AccountRegistry } from '../platforms/accounts';
 import {
   gateRequestSignal,
   type EnqueueAtGateInput,
   type GateActivities,
   type GateRequest,
+  type SignalWorkflowInput,
 } from '../shared/definitions';
 import { withAccountLimits } from '../shared/policy';
 import type { Logger } from '../log';
@@ -53,6 +54,19 @@ export function createGateActivities(deps: GateDeps): GateActivities {
         // the gate is running now, so a plain signal reaches it.
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         await client.workflow.getHandle(gateId).signal(gateRequestSignal, queued);
+      }
+    },
+
+    async signalWorkflow({ workflowId, runId, signal, arg }: SignalWorkflowInput): Promise<boolean> {
+      const client = deps.client ?? Context.current().client;
+      try {
+        await client.workflow.getHandle(workflowId, runId).signal(signal, arg);
+        return true;
+      } catch (err) {
+        // Closed, or never started: the same answer a workflow's external signal gets. Anything else (the server
+        // unreachable) is retried by the local activity's policy.
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
       }
     },
   };

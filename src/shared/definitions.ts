@@ -85,6 +85,12 @@ export interface GateRelease {
   needsLogin?: { message: string };
   /** The platform said "retry after": no turn on the account before this time (epoch ms). */
   pauseUntil?: number;
+  /**
+   * Protocol 3: the task had been granted this turn. A gate that lost the workflow task in which it granted the turn
+   * (its grant went out by a local activity, before the task completed) still finds the ticket queued; this tells it
+   * the turn was used, so its rate-limit memory counts it.
+   */
+  held?: boolean;
 }
 
 /** Gate -> task: the turn is yours (also re-sent as a liveness probe while the task holds it). */
@@ -114,9 +120,21 @@ export interface EnqueueAtGateInput {
  * The gate activities (src/activities/gate.ts), typed here so that workflow code can proxy them without importing
  * the activity module.
  */
+/** A signal from one of pubflow's workflows to another, sent through the worker's client (protocol 3). */
+export interface SignalWorkflowInput {
+  workflowId: string;
+  /** A specific run; absent: the open run. */
+  runId?: string;
+  /** The signal's name (its definition's `name`). */
+  signal: string;
+  arg: unknown;
+}
+
 export interface GateActivities {
   /** Signal-with-start: queue the request at the gate, starting the gate if it is not running. */
   enqueueAtGate(input: EnqueueAtGateInput): Promise<void>;
+  /** Sends a signal; false when the workflow (or that run) is not open. */
+  signalWorkflow(input: SignalWorkflowInput): Promise<boolean>;
 }
 
 export const gateRequestSignal = defineSignal<[GateRequest]>('gateRequest');

@@ -47,10 +47,18 @@ export interface PublishSingleInput {
  * times in the workflow task, then again after a durable timer (backing off), so a Redis outage neither holds the
  * workflow task nor grows the history quickly.
  */
-export const TASK_PROTOCOL = 2;
+/*
+ * 3 (2026-12-03, evening): the signals a task sends (its release at the gate, a batch child's reports) go by local
+ * activity instead of an external-signal command (src/workflows/signals.ts): 4 history events and a workflow task
+ * fewer per signal.
+ */
+export const TASK_PROTOCOL = 3;
 
-/** The protocol enqueueAtGate starts new gates with (GateInput.protocol in src/workflows/account-gate.ts). */
-export const GATE_PROTOCOL = 2;
+/**
+ * The protocol enqueueAtGate starts new gates with (GateInput.protocol in src/workflows/account-gate.ts); from 3 a
+ * gate's grants, stages and liveness checks go by local activity too.
+ */
+export const GATE_PROTOCOL = 3;
 
 export interface PublishSingleOutput {
   taskId: string;

@@ -28,7 +28,6 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
-  getExternalWorkflowHandle,
   log,
   metricMeter,
   proxyLocalActivities,
@@ -58,6 +57,7 @@ import {
 } from '../shared/definitions';
 import type { PublishPolicy } from '../shared/policy';
 import { decisionRecord, type Audit, type DecisionRecord } from '../shared/types';
+import { LOCAL_SIGNALS_PROTOCOL, signalRun } from './signals';
 
 // Reaching the gate must not fail the task: retried until it works (the request is deduplicated by its ticket).
 const enqueueOptions = {
@@ -126,6 +126,7 @@ export interface GateInput {
    * 2 (set by enqueueAtGate since 2026-12-03, carried through continue-as-new): the gate's wake-up timer is kept
    * across turns instead of being cancelled and started again on every signal (see the loop). Absent in gates
    * started before: they keep the old timers, so their histories replay unchanged.
+   * 3 (since 2026-12-03, evening): grants, stages and liveness checks go out by local activity (src/workflows/signals.ts).
    */
   protocol?: number;
 }
@@ -226,6 +227,12 @@ async function runGate(input: GateInput): Promise<void> {
     } else if (w >= 0) {
       s.queue.splice(w, 1);
       remember(rel.ticket);
+      // Used, though this history never granted it: the workflow task that did was lost after its grant went out
+      // (protocol 3). Counted as a turn that ends now, so the rate limits see it (conservatively late).
+      if (rel.held) {
+        s.lastReleaseAt = now;
+        s.grants.push(now);
+      }
     }
     if (rel.needsLogin && kind === 'account' && s.status !== 'needs_login') {
       s.status = 'needs_login';
@@ -294,14 +301,8 @@ async function runGate(input: GateInput): Promise<void> {
   };
 
   /** Signals a task's run; false when the run has closed (Temporal refuses signals to closed runs). */
-  const tell = async <T>(to: { workflowId: string; runId: string }, signal: SignalDefinition<[T]>, arg: T) => {
-    try {
-      await getExternalWorkflowHandle(to.workflowId, to.runId).signal(signal, arg);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const tell = <T>(to: { workflowId: string; runId: string }, signal: SignalDefinition<[T]>, arg: T) =>
+    signalRun(input.protocol, to, signal, arg);
 
   /** Holders past their lease: a closed run gives its turn back; a live one keeps it, however long it takes. */
   const checkHolders = async () => {
@@ -450,7 +451,11 @@ export class GateTurns {
   private readonly pending = new Map<string, { granted: boolean; stage?: string }>();
   private n = 0;
 
-  constructor(private readonly onStage: (stage: string) => void) {
+  /** `protocol`: the task's (PublishSingleInput.protocol); from 3 its signals to the gates go by local activity. */
+  constructor(
+    private readonly onStage: (stage: string) => void,
+    private readonly protocol?: number,
+  ) {
     setHandler(accountTurnGranted, async ({ gateId, ticket }) => {
       const t = this.pending.get(ticket);
       if (t) {
@@ -458,7 +463,7 @@ export class GateTurns {
         return;
       }
       // A turn nobody waits for any more (withdrawn while the grant was on its way): give it straight back.
-      await signalGate(gateId, gateReleaseSignal, { ticket });
+      await signalRun(this.protocol, { workflowId: gateId }, gateReleaseSignal, { ticket });
     });
     setHandler(gateWaitStageSignal, ({ ticket, stage }) => {
       const t = this.pending.get(ticket);
@@ -514,8 +519,13 @@ export class GateTurns {
   async release(turn: Turn, note: Omit<GateRelease, 'ticket'> = {}): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
       for (const t of turn.tickets.splice(0).reverse()) {
+        const held = this.pending.get(t.ticket)?.granted === true && (this.protocol ?? 1) >= LOCAL_SIGNALS_PROTOCOL;
         this.pending.delete(t.ticket);
-        await signalGate(t.gateId, gateReleaseSignal, { ticket: t.ticket, ...(t.kind === 'account' ? note : {}) });
+        await signalRun(this.protocol, { workflowId: t.gateId }, gateReleaseSignal, {
+          ticket: t.ticket,
+          ...(t.kind === 'account' ? note : {}),
+          ...(held ? { held } : {}),
+        });
       }
     });
   }
@@ -540,14 +550,5 @@ export class GateTurns {
     // The request is in the gate's queue now (the signal is recorded before the activity returns).
     if (!entry.granted) this.onStage(entry.stage ?? WAITING_STAGE[kind]);
     await condition(() => entry.granted);
-  }
-}
-
-async function signalGate<T>(gateId: string, signal: SignalDefinition<[T]>, arg: T): Promise<boolean> {
-  try {
-    await getExternalWorkflowHandle(gateId).signal(signal, arg);
-    return true;
-  } catch {
-    return false; // the gate has ended: it holds nothing of ours
   }
 }

@@ -9,7 +9,6 @@
 import {
   CancellationScope,
   condition,
-  getExternalWorkflowHandle,
   proxyActivities,
   proxyLocalActivities,
   sleep,
@@ -21,6 +20,7 @@ import { childStatusSignal } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { DOC_MEMO_KEY } from '../shared/task-doc';
 import type { TaskDoc } from '../shared/types';
+import { signalRun } from './signals';
 
 export const projectionOptions = {
   startToCloseTimeout: '15s',
@@ -206,16 +206,13 @@ export class Projector {
     const key = `${snapshot.status}/${snapshot.review?.open === true}`;
     if (key === this.lastReported) return;
     this.lastReported = key;
-    try {
-      await getExternalWorkflowHandle(this.parent.parentTaskId!).signal(childStatusSignal, {
-        index: this.parent.index,
-        taskId: snapshot.task_id,
-        status: snapshot.status,
-        inReview: snapshot.review?.open === true,
-        version: snapshot.version,
-      });
-    } catch {
-      // The batch has closed (cancelled or deleted): nothing is listening any more.
-    }
+    // False when the batch has closed (cancelled or deleted): nothing is listening any more.
+    await signalRun(this.opts.protocol, { workflowId: this.parent.parentTaskId! }, childStatusSignal, {
+      index: this.parent.index,
+      taskId: snapshot.task_id,
+      status: snapshot.status,
+      inReview: snapshot.review?.open === true,
+      version: snapshot.version,
+    });
   }
 }

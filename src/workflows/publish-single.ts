@@ -195,7 +195,10 @@ export async function publishSingle(input: PublishSingleInput): Promise<PublishS
 
   // While a task waits for its turn it is pending, and its stage says why (waiting_for_account,
   // rate_limited_until_<iso>, account_needs_login, waiting_for_platform).
-  const turns = new GateTurns((stage) => change({ status: 'pending', progress: { percent: 0, stage } }));
+  const turns = new GateTurns(
+    (stage) => change({ status: 'pending', progress: { percent: 0, stage } }),
+    input.protocol,
+  );
 
   projector.start();
   /** Turns given back and not yet confirmed by the gate (see the upload's `finally`). */
