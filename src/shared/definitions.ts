@@ -116,10 +116,6 @@ export interface EnqueueAtGateInput {
   request: GateRequest;
 }
 
-/**
- * The gate activities (src/activities/gate.ts), typed here so that workflow code can proxy them without importing
- * the activity module.
- */
 /** A signal from one of pubflow's workflows to another, sent through the worker's client (protocol 3). */
 export interface SignalWorkflowInput {
   workflowId: string;
@@ -130,6 +126,10 @@ export interface SignalWorkflowInput {
   arg: unknown;
 }
 
+/**
+ * The gate activities (src/activities/gate.ts), typed here so that workflow code can proxy them without importing
+ * the activity module.
+ */
 export interface GateActivities {
   /** Signal-with-start: queue the request at the gate, starting the gate if it is not running. */
   enqueueAtGate(input: EnqueueAtGateInput): Promise<void>;
