@@ -46,9 +46,9 @@ export interface PublishSingleInput {
  * retry) and once at the end, the document memo once at the end, and a projection write that fails is tried a few
  * times in the workflow task, then again after a durable timer (backing off), so a Redis outage neither holds the
  * workflow task nor grows the history quickly.
- * 3 (2026-12-03, evening): the signals a task sends (its release at the gate, a batch child's reports) go by local
- * activity instead of an external-signal command (src/workflows/signals.ts): 4 history events and a workflow task
- * fewer per signal.
+ * 3 (2026-12-03, evening): a task's release at its gate goes by local activity instead of an external-signal command
+ * (src/workflows/signals.ts): 4 history events and a workflow task fewer. A batch child's reports stay commands (see
+ * Projector.reportToParent).
  */
 export const TASK_PROTOCOL = 3;
 
