@@ -2,8 +2,9 @@
  * Signals between pubflow's own workflows: a task's request and release at its gate, the gate's grants, stages and
  * liveness checks, a batch child's reports to its batch.
  *
- * Protocol 3 (issue 14) sends them from a local activity through the worker's client instead of the workflow's
- * external-signal command. Temporal records a signal command as two events in the sender's history (initiated,
+ * Protocol 3 (issue 14) sends a task's release and a gate's grants, stages and liveness checks from a local activity
+ * through the worker's client instead of the workflow's external-signal command (a child's reports stay commands: see
+ * Projector.reportToParent). Temporal records a signal command as two events in the sender's history (initiated,
  * then signalled) and schedules a further workflow task of the sender's just to deliver the second: five events and
  * a round of server and worker work per signal, a quarter of an uncontended publish's cost. A local activity is one
  * marker in the workflow task that sent it.
