@@ -29,6 +29,7 @@ import {
   type RedisServer,
 } from '../test/helpers/servers';
 import { addKey } from '../src/auth/keys-file';
+import { CLIENT_CHANNEL_ARGS } from '../src/connections';
 import { readToolEnv } from '../test/helpers/tools';
 
 const ROOT = process.env.BENCH_ROOT ?? process.cwd();
@@ -715,7 +716,7 @@ async function main() {
     }, 1000);
     const rssAfterStart = procStatus(workerPid, 'VmRSS');
 
-    connection = await Connection.connect({ address: dev.address });
+    connection = await Connection.connect({ address: dev.address, channelArgs: CLIENT_CHANNEL_ARGS });
     const client = new Client({ connection, namespace: 'default' });
 
     const pids = { server: dev.pid, worker: workerPid, api: api.child.pid, redis: redis.pid };

@@ -61,6 +61,15 @@ export function loadTemporalTarget(env: NodeJS.ProcessEnv = process.env): Tempor
   };
 }
 
+/**
+ * The largest reply a client Connection takes: 128 MiB. grpc-js refuses anything over 4 MiB unless told, and the
+ * SDK's own default (client 1.24) names the option `max_receive_message_length`, a key grpc-js does not read (its
+ * key has the `grpc.` prefix). A page of history can pass 4 MiB: a batch's run holds its items twice (its input and
+ * its continue-as-new, up to 1.8 MB each) beside a thousand child starts, 5.1 MB in a fresh-clone batch-10k run,
+ * where the test's fetchHistory and so the API's timeline of that batch failed with RESOURCE_EXHAUSTED.
+ */
+export const CLIENT_CHANNEL_ARGS = { 'grpc.max_receive_message_length': 128 * 1024 * 1024 } as const;
+
 /** A client Connection (API, reconcile, setup, the worker's own client). */
 export function connectTemporalClient(
   target: TemporalTarget,
@@ -68,7 +77,12 @@ export function connectTemporalClient(
 ): Promise<Connection> {
   const { apiKey, ...rest } = target.connectionOptions;
   // The client's apiKey option accepts a string too; the native connection's type is a string already.
-  return Connection.connect({ ...(rest as ConnectionOptions), ...(apiKey !== undefined ? { apiKey } : {}), ...extra });
+  return Connection.connect({
+    ...(rest as ConnectionOptions),
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    ...extra,
+    channelArgs: { ...CLIENT_CHANNEL_ARGS, ...extra.channelArgs },
+  });
 }
 
 /** The worker's NativeConnection. */

@@ -8,7 +8,7 @@ import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type express from 'express';
 import Redis from 'ioredis';
@@ -16,6 +16,7 @@ import type { ActivityDeps } from '../../src/activities';
 import { createApp } from '../../src/api/app';
 import { KeyRegistry } from '../../src/auth/key-registry';
 import { loadConfig, type Config } from '../../src/config';
+import { connectTemporalClient } from '../../src/connections';
 import { createLogger } from '../../src/log';
 import { DriverRegistry, LocalDriver, WebhookDriver } from '../../src/platforms';
 import { loadAccounts } from '../../src/platforms/accounts';
@@ -243,7 +244,8 @@ async function wire(
     await running;
   });
 
-  const connection = await Connection.connect(dev.connection);
+  // The API's own way to Temporal (src/api.ts), so the routes read Temporal with the production channel options.
+  const connection = await connectTemporalClient(config.temporalTarget);
   cleanups.push(() => connection.close());
   const client = new Client({ connection, namespace: config.temporal.namespace });
 

@@ -171,6 +171,22 @@ describe('GET /tasks/:id/timeline', () => {
     expect(after.entries[2]).toMatchObject({ action: 'discard', by: 'test-operator', note: 'spam' });
   });
 
+  test('a history whose first page is over 4 MiB still reads', async () => {
+    // A batch's run holds its items twice (its input and its continue-as-new, up to 1.8 MB each) beside a thousand
+    // child starts: 5.1 MB in one page in a batch-10k run. Three 1.5 MB signals the workflow has no handler for (the
+    // SDK buffers and drops them) give one single task a page that size without a 10,000-item batch.
+    const id = await publish(stack, publishBody({ options: { behave: 'verify-first' } }));
+    await docWhere(stack.redis, id, (d) => d.review?.open === true);
+    const handle = stack.client.workflow.getHandle(id);
+    for (let i = 0; i < 3; i++) await handle.signal('test.ballast', 'x'.repeat(1_500_000));
+    const res = await stack.api('viewer').get(`/api/v1/tasks/${id}/timeline`);
+    expect(res.status).toBe(200);
+    expect((res.body as Timeline).entries.map((e) => e.type)).toEqual(['attempt', 'review_opened']);
+    // The worker reads that history too: the review still takes a decision and the task finishes.
+    expect((await stack.api('operator').post(`/api/v1/reviews/${id}/discard`).send({})).status).toBe(200);
+    await handle.result();
+  });
+
   test('an unknown task is a 404; an internal workflow is not a task', async () => {
     expect((await stack.api('viewer').get('/api/v1/tasks/no-such-task/timeline')).status).toBe(404);
   });

@@ -17,6 +17,7 @@ import {
 } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { createActivities, type ActivityDeps } from '../../src/activities';
+import { CLIENT_CHANNEL_ARGS } from '../../src/connections';
 import { createLogger } from '../../src/log';
 import type { WorkerMetrics } from '../../src/metrics/worker-metrics';
 import { DriverRegistry } from '../../src/platforms';
@@ -242,7 +243,7 @@ export async function startDevStack(
     workflowBundle(),
   ]);
   const harness = projectionHarness(redisServer.url, writeAccountsFile(accounts));
-  const connection = await Connection.connect({ address: dev.address });
+  const connection = await Connection.connect({ address: dev.address, channelArgs: CLIENT_CHANNEL_ARGS });
   const native = await NativeConnection.connect({ address: dev.address });
   return {
     dev,

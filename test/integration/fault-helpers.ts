@@ -13,6 +13,7 @@ import { Client, Connection, ScheduleNotFoundError, type WorkflowHandle } from '
 import { TypedSearchAttributes } from '@temporalio/common';
 import Redis from 'ioredis';
 import { loadConfig } from '../../src/config';
+import { CLIENT_CHANNEL_ARGS } from '../../src/connections';
 import {
   KEY_PREFIX,
   parentIndex,
@@ -290,11 +291,13 @@ export async function startFaultStack(opts: { name: string; accounts?: number })
   mkdirSync(logDir);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 2 });
   redis.on('error', () => undefined); // the tests restart this server on purpose
-  const connection = await Connection.connect(dev.connection).catch(async (err: unknown) => {
-    redis.disconnect();
-    await Promise.all([endpoint.close(), dev.destroy(), redisServer.destroy()]);
-    throw err;
-  });
+  const connection = await Connection.connect({ ...dev.connection, channelArgs: CLIENT_CHANNEL_ARGS }).catch(
+    async (err: unknown) => {
+      redis.disconnect();
+      await Promise.all([endpoint.close(), dev.destroy(), redisServer.destroy()]);
+      throw err;
+    },
+  );
   const client = new Client({ connection, namespace: dev.namespace });
   const taskQueue = `fault-${opts.name}-${process.pid}-${Date.now().toString(36)}`;
   const processes: PubflowProcess[] = [];
