@@ -55,7 +55,7 @@ function start(taskQueue: string, id = `rc-${randomUUID()}`): Promise<WorkflowHa
   return client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
     workflowId: id,
-    // As the API starts it (protocol 2: the final document reaches the memo as the run ends).
+    // As the API starts it (TASK_PROTOCOL; from 2 on, the final document reaches the memo as the run ends).
     args: [{ request: req, policy: DEFAULT_POLICY, createdAt, protocol: TASK_PROTOCOL }],
     memo: { [DOC_MEMO_KEY]: initialTaskDoc({ taskId: id, request: req, parentTaskId: null, createdAt, runId: null }) },
   });

@@ -15,6 +15,9 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { contentRejected, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import { accountGateId, reviewDecisionUpdate } from '../../src/shared/definitions';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes';
+import { DOC_MEMO_KEY, initialTaskDoc } from '../../src/shared/task-doc';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { accountGate, publishBatch, publishSingle } from '../../src/workflows';
 import { startDevStack, TEST_ACCOUNTS, withWorker, type DevStack } from '../helpers/harness';
@@ -44,11 +47,48 @@ const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
   ...over,
 });
 
-function startSingle(client: Client, taskQueue: string, over: Partial<PublishRequest> = {}) {
+/**
+ * The fixture sets. The workflows branch on the `protocol` their input carries (src/shared/workflow-contracts.ts), so
+ * each protocol a run may have been started with has its own fixtures: the unversioned ones at the top (runs started
+ * before protocol 2, recorded by the code of that time) and `protocol-N/` for each later one. When TASK_PROTOCOL
+ * moves on, add its set here and record only that one (`-t '^protocol N '`): re-recording an older set would replace
+ * what the code of its time wrote with what today's code writes.
+ */
+const SETS: Array<{ label: string; dir: string; protocol: number | undefined }> = [
+  { label: 'unversioned', dir: '', protocol: undefined },
+  { label: 'protocol 2', dir: 'protocol-2', protocol: 2 },
+  { label: `protocol ${TASK_PROTOCOL}`, dir: `protocol-${TASK_PROTOCOL}`, protocol: TASK_PROTOCOL },
+];
+
+/** A single started as the API of that protocol starts it (from protocol 2: createdAt, first document in the memo). */
+function startSingle(
+  client: Client,
+  taskQueue: string,
+  protocol: number | undefined,
+  over: Partial<PublishRequest> = {},
+) {
+  const workflowId = `t-${randomUUID()}`;
+  const req = request(over);
+  if (protocol === undefined)
+    return client.workflow.start<typeof publishSingle>('publishSingle', {
+      taskQueue,
+      workflowId,
+      args: [{ request: req, policy: DEFAULT_POLICY }],
+    });
+  const createdAt = new Date().toISOString();
   return client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
-    workflowId: `t-${randomUUID()}`,
-    args: [{ request: request(over), policy: DEFAULT_POLICY }],
+    workflowId,
+    args: [{ request: req, policy: DEFAULT_POLICY, createdAt, protocol }],
+    memo: {
+      [DOC_MEMO_KEY]: initialTaskDoc({ taskId: workflowId, request: req, parentTaskId: null, createdAt, runId: null }),
+    },
+    typedSearchAttributes: [
+      { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'pending' },
+      { key: SEARCH_ATTRIBUTE_KEYS.type, value: 'publish' },
+      { key: SEARCH_ATTRIBUTE_KEYS.platform, value: req.platform },
+      { key: SEARCH_ATTRIBUTE_KEYS.account, value: req.accountId },
+    ],
   });
 }
 
@@ -62,6 +102,7 @@ const docWhere = (id: string, pred: (d: TaskDoc) => boolean) =>
 async function save(name: string, workflowId: string, runId?: string) {
   const history = await stack.client.workflow.getHandle(workflowId, runId).fetchHistory();
   const file = path.join(HISTORIES, `${name}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, historyToJSON(history));
   // As `make check` wants it (prettier's API needs ESM dynamic import, which jest does not give).
   execFileSync(process.execPath, [
@@ -90,88 +131,93 @@ function run<T>(driver: ScriptedDriver, fn: (taskQueue: string) => Promise<T>) {
   return withWorker({ connection: stack.native, harness: stack.harness, drivers: [driver] }, fn);
 }
 
-test('single: one upload that succeeds', async () => {
-  await run(new ScriptedDriver(), async (tq) => {
-    const handle = await startSingle(stack.client, tq);
-    expect((await handle.result()).status).toBe('success');
-    await save('single-success', handle.workflowId);
-  });
-});
+describe.each(SETS)('$label', ({ dir, protocol }) => {
+  const at = (name: string) => path.join(dir, name);
 
-test('single: a rejected upload lands in review, a retry with a patch succeeds', async () => {
-  const driver = new ScriptedDriver().then(async () => {
-    throw contentRejected('title too long');
-  });
-  await run(driver, async (tq) => {
-    const handle = await startSingle(stack.client, tq, { title: 'a very long title' });
-    await docWhere(handle.workflowId, (d) => d.review?.open === true);
-    await handle.executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', patch: { title: 'short' } }] });
-    expect(await handle.result()).toMatchObject({ status: 'success', attempts: 2 });
-    await save('single-review-retry-success', handle.workflowId);
-  });
-});
-
-test('single: cancelled while its upload runs', async () => {
-  const driver = new ScriptedDriver().then(hangUntilAborted);
-  await run(driver, async (tq) => {
-    const handle = await startSingle(stack.client, tq);
-    await docWhere(handle.workflowId, (d) => d.status === 'running');
-    await waitUntil('the first upload', async () => driver.calls.length === 1);
-    await handle.cancel();
-    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
-    expect(driver.aborted).toHaveLength(1);
-    await save('single-cancel-running', handle.workflowId);
-  });
-});
-
-test('batch: continues as new while its children run', async () => {
-  await run(new ScriptedDriver(), async (tq) => {
-    const handle = await stack.client.workflow.start<typeof publishBatch>('publishBatch', {
-      taskQueue: tq,
-      workflowId: `batch-${randomUUID()}`,
-      args: [
-        {
-          items: Array.from({ length: 4 }, (_, i) => request({ title: `item ${i}` })),
-          policies: { scripted: DEFAULT_POLICY },
-          concurrency: 2,
-          continueAsNewAfter: 3,
-        },
-      ],
+  test('single: one upload that succeeds', async () => {
+    await run(new ScriptedDriver(), async (tq) => {
+      const handle = await startSingle(stack.client, tq, protocol);
+      expect((await handle.result()).status).toBe('success');
+      await save(at('single-success'), handle.workflowId);
     });
-    expect((await handle.result()).counts.success).toBe(4);
-    const runs = await runChain(handle.workflowId, handle.firstExecutionRunId);
-    expect(runs.length).toBeGreaterThan(1);
-    for (const [k, runId] of runs.entries()) await save(`batch-run-${k + 1}`, handle.workflowId, runId);
-    // A child: a single that reports to its batch.
-    await save('batch-child', `${handle.workflowId}-0`);
   });
-});
 
-test('gate: one account gate serves several tasks in turn', async () => {
-  let release!: () => void;
-  const firstMayFinish = new Promise<void>((resolve) => (release = resolve));
-  const driver = new ScriptedDriver().then(async (ctx: PublishContext): Promise<DriverResult> => {
-    await firstMayFinish;
-    return { postId: `post-${ctx.taskId}`, url: `https://example.invalid/p/${ctx.taskId}` };
+  test('single: a rejected upload lands in review, a retry with a patch succeeds', async () => {
+    const driver = new ScriptedDriver().then(async () => {
+      throw contentRejected('title too long');
+    });
+    await run(driver, async (tq) => {
+      const handle = await startSingle(stack.client, tq, protocol, { title: 'a very long title' });
+      await docWhere(handle.workflowId, (d) => d.review?.open === true);
+      await handle.executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', patch: { title: 'short' } }] });
+      expect(await handle.result()).toMatchObject({ status: 'success', attempts: 2 });
+      await save(at('single-review-retry-success'), handle.workflowId);
+    });
   });
-  await run(driver, async (tq) => {
-    const first = await startSingle(stack.client, tq, { accountId: 'acct-2' });
-    await docWhere(first.workflowId, (d) => d.status === 'running');
-    const others = [
-      await startSingle(stack.client, tq, { accountId: 'acct-2', title: 'second' }),
-      await startSingle(stack.client, tq, { accountId: 'acct-2', title: 'third' }),
-    ];
-    for (const o of others) await docWhere(o.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
-    release();
-    for (const h of [first, ...others]) expect((await h.result()).status).toBe('success');
-    // The gate ends once nothing is queued or held.
-    const gate = stack.client.workflow.getHandle<typeof accountGate>(accountGateId('acct-2', tq));
-    await gate.result();
-    const history = await save('gate-account-several-tasks', gate.workflowId);
-    const requests = history.events?.filter(
-      (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'gateRequest',
-    );
-    expect(requests).toHaveLength(3);
-    await save('gate-waiting-task', others[1]!.workflowId);
+
+  test('single: cancelled while its upload runs', async () => {
+    const driver = new ScriptedDriver().then(hangUntilAborted);
+    await run(driver, async (tq) => {
+      const handle = await startSingle(stack.client, tq, protocol);
+      await docWhere(handle.workflowId, (d) => d.status === 'running');
+      await waitUntil('the first upload', async () => driver.calls.length === 1);
+      await handle.cancel();
+      await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      expect(driver.aborted).toHaveLength(1);
+      await save(at('single-cancel-running'), handle.workflowId);
+    });
+  });
+
+  test('batch: continues as new while its children run', async () => {
+    await run(new ScriptedDriver(), async (tq) => {
+      const handle = await stack.client.workflow.start<typeof publishBatch>('publishBatch', {
+        taskQueue: tq,
+        workflowId: `batch-${randomUUID()}`,
+        args: [
+          {
+            items: Array.from({ length: 4 }, (_, i) => request({ title: `item ${i}` })),
+            policies: { scripted: DEFAULT_POLICY },
+            concurrency: 2,
+            continueAsNewAfter: 3,
+            ...(protocol === undefined ? {} : { createdAt: new Date().toISOString(), protocol }),
+          },
+        ],
+      });
+      expect((await handle.result()).counts.success).toBe(4);
+      const runs = await runChain(handle.workflowId, handle.firstExecutionRunId);
+      expect(runs.length).toBeGreaterThan(1);
+      for (const [k, runId] of runs.entries()) await save(at(`batch-run-${k + 1}`), handle.workflowId, runId);
+      // A child: a single that reports to its batch.
+      await save(at('batch-child'), `${handle.workflowId}-0`);
+    });
+  });
+
+  test('gate: one account gate serves several tasks in turn', async () => {
+    let release!: () => void;
+    const firstMayFinish = new Promise<void>((resolve) => (release = resolve));
+    const driver = new ScriptedDriver().then(async (ctx: PublishContext): Promise<DriverResult> => {
+      await firstMayFinish;
+      return { postId: `post-${ctx.taskId}`, url: `https://example.invalid/p/${ctx.taskId}` };
+    });
+    await run(driver, async (tq) => {
+      const first = await startSingle(stack.client, tq, protocol, { accountId: 'acct-2' });
+      await docWhere(first.workflowId, (d) => d.status === 'running');
+      const others = [
+        await startSingle(stack.client, tq, protocol, { accountId: 'acct-2', title: 'second' }),
+        await startSingle(stack.client, tq, protocol, { accountId: 'acct-2', title: 'third' }),
+      ];
+      for (const o of others) await docWhere(o.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
+      release();
+      for (const h of [first, ...others]) expect((await h.result()).status).toBe('success');
+      // The gate ends once nothing is queued or held.
+      const gate = stack.client.workflow.getHandle<typeof accountGate>(accountGateId('acct-2', tq));
+      await gate.result();
+      const history = await save(at('gate-account-several-tasks'), gate.workflowId);
+      const requests = history.events?.filter(
+        (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'gateRequest',
+      );
+      expect(requests).toHaveLength(3);
+      await save(at('gate-waiting-task'), others[1]!.workflowId);
+    });
   });
 });

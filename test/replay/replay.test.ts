@@ -10,6 +10,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowBundle } from '../helpers/harness';
 import { tempDir } from '../helpers/servers';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 import { historyFromJSON, type History } from './history-json';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -52,18 +53,31 @@ async function replay(bundle: WorkflowBundleWithSourceMap, fixtures: Fixture[]) 
 
 const fixtures = loadFixtures();
 
-test('the fixtures cover every representative history', () => {
+test('the fixtures cover every representative history, for every protocol a run may carry', () => {
+  const representative = [
+    'single-success',
+    'single-review-retry-success',
+    'single-cancel-running',
+    'batch-run-1',
+    'batch-run-2',
+    'batch-child',
+    'gate-account-several-tasks',
+  ];
+  // Unversioned (before protocol 2) at the top, then one folder per protocol up to today's (record-histories.ts).
+  const sets = ['', ...Array.from({ length: TASK_PROTOCOL - 1 }, (_, k) => `protocol-${k + 2}/`)];
   expect(fixtures.map((f) => f.name)).toEqual(
-    expect.arrayContaining([
-      'single-success',
-      'single-review-retry-success',
-      'single-cancel-running',
-      'batch-run-1',
-      'batch-run-2',
-      'batch-child',
-      'gate-account-several-tasks',
-    ]),
+    expect.arrayContaining(sets.flatMap((dir) => representative.map((name) => `${dir}${name}`))),
   );
+  // Each set's runs carry the protocol its folder names (a batch's child carries the protocol of the code that
+  // started it, whatever its batch's).
+  const started = fixtures.filter((x) => ['publishSingle', 'publishBatch'].includes(x.workflowType));
+  for (const f of started.filter((x) => !x.name.endsWith('batch-child'))) {
+    const input = f.history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    const protocol = (JSON.parse(Buffer.from(input ?? []).toString('utf8')) as { protocol?: number }).protocol;
+    const folder = /^protocol-(\d+)\//.exec(f.name)?.[1];
+    if (!f.name.startsWith('before-'))
+      expect([f.name, protocol]).toEqual([f.name, folder ? Number(folder) : undefined]);
+  }
   // The batch fixtures include a run that continued as new.
   const continued = fixtures.filter((f) =>
     f.history.events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes),

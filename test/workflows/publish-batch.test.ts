@@ -71,7 +71,7 @@ async function startBatch(
   return env.client.workflow.start<typeof publishBatch>('publishBatch', {
     taskQueue,
     workflowId: `b-${randomUUID()}`,
-    // As the API starts it (protocol 2); test/replay covers runs without it.
+    // As the API starts it (TASK_PROTOCOL); test/replay covers older protocols.
     args: [{ items, policies: { scripted: policy }, concurrency: 2, protocol: TASK_PROTOCOL, ...over }],
   });
 }

@@ -51,7 +51,7 @@ async function start(taskQueue: string, over: Partial<PublishRequest> = {}, work
   return env.client.workflow.start<typeof publishSingle>('publishSingle', {
     taskQueue,
     workflowId,
-    // As the API starts it (protocol 2: src/shared/workflow-contracts.ts); test/replay covers runs without it.
+    // As the API starts it (TASK_PROTOCOL: src/shared/workflow-contracts.ts); test/replay covers older protocols.
     args: [{ request: request(over), policy, protocol: TASK_PROTOCOL }],
   });
 }
