@@ -50,14 +50,17 @@ const request = (over: Partial<PublishRequest> = {}): PublishRequest => ({
 /**
  * The fixture sets. The workflows branch on the `protocol` their input carries (src/shared/workflow-contracts.ts), so
  * each protocol a run may have been started with has its own fixtures: the unversioned ones at the top (runs started
- * before protocol 2, recorded by the code of that time) and `protocol-N/` for each later one. When TASK_PROTOCOL
- * moves on, add its set here and record only that one (`-t '^protocol N '`): re-recording an older set would replace
- * what the code of its time wrote with what today's code writes.
+ * before protocol 2, recorded by the code of that time) and `protocol-N/` for each later one, up to TASK_PROTOCOL.
+ * When it moves on, record only the new set (`-t '^protocol N '`): re-recording an older set would replace what the
+ * code of its time wrote with what today's code writes.
  */
 const SETS: Array<{ label: string; dir: string; protocol: number | undefined }> = [
   { label: 'unversioned', dir: '', protocol: undefined },
-  { label: 'protocol 2', dir: 'protocol-2', protocol: 2 },
-  { label: `protocol ${TASK_PROTOCOL}`, dir: `protocol-${TASK_PROTOCOL}`, protocol: TASK_PROTOCOL },
+  ...Array.from({ length: TASK_PROTOCOL - 1 }, (_, k) => ({
+    label: `protocol ${k + 2}`,
+    dir: `protocol-${k + 2}`,
+    protocol: k + 2,
+  })),
 ];
 
 /** A single started as the API of that protocol starts it (from protocol 2: createdAt, first document in the memo). */
