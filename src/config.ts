@@ -68,6 +68,8 @@ const EnvSchema = z.object({
   PUBFLOW_MEDIA_ROOT: z.string().default('./media'),
   PUBFLOW_PUBLISHED_DIR: z.string().default('./data/published'),
   PUBFLOW_WORKER_CONCURRENCY: int(3, 1, 1000),
+  /** Workflow tasks one worker process runs at once (its main queue's slots); see Config.workflowTaskSlots. */
+  PUBFLOW_WORKFLOW_TASK_SLOTS: int(40, 2, 1000),
   /** The worker's Prometheus endpoint (the SDK's metrics and pubflow's); port 0 turns it off. */
   PUBFLOW_WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
   PUBFLOW_WORKER_METRICS_PORT: int(9464, 0, 65535),
@@ -121,6 +123,11 @@ export interface Config {
   mediaRoot: string;
   publishedDir: string;
   workerConcurrency: number;
+  /**
+   * PUBFLOW_WORKFLOW_TASK_SLOTS: workflow tasks a worker process takes at once. The process runs them on one workflow
+   * thread, so past a few a taken task only waits in the process, where Temporal's task priorities no longer apply.
+   */
+  workflowTaskSlots: number;
   /** The worker's metrics endpoint; port 0: none. */
   workerMetrics: { host: string; port: number };
   /** PUBFLOW_LOG_LEVEL (createLogger reads the same variable). */
@@ -208,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaRoot: path.resolve(e.PUBFLOW_MEDIA_ROOT),
     publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
     workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
+    workflowTaskSlots: e.PUBFLOW_WORKFLOW_TASK_SLOTS,
     workerMetrics: { host: e.PUBFLOW_WORKER_METRICS_HOST, port: e.PUBFLOW_WORKER_METRICS_PORT },
     logLevel: e.PUBFLOW_LOG_LEVEL,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()

@@ -27,6 +27,8 @@ export interface PubflowWorkersOptions {
   taskQueue: string;
   deps: ActivityDeps;
   uploadConcurrency: number;
+  /** The main queue's workflow-task slots (Config.workflowTaskSlots); absent: the SDK's default. */
+  workflowTaskSlots?: number;
   shutdownGraceMs?: number;
   /**
    * Pre-bundled workflow code: the worker process passes lib/workflow-bundle.js (built by `npm run build`), tests
@@ -66,6 +68,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     interceptors: { activity, ...(opts.workflowBundle ? {} : { workflowModules }) },
     ...(sinks ? { sinks } : {}),
     activities: bookkeeping,
+    ...(opts.workflowTaskSlots !== undefined ? { maxConcurrentWorkflowTaskExecutions: opts.workflowTaskSlots } : {}),
     shutdownGraceTime,
   });
   const uploads = await Worker.create({
@@ -162,6 +165,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     deps: { store, accounts, drivers, log, client, metrics, events },
     uploadConcurrency: config.workerConcurrency,
+    workflowTaskSlots: config.workflowTaskSlots,
     shutdownGraceMs: config.shutdownGraceMs,
     workflowBundle,
     tracing,

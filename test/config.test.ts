@@ -39,3 +39,9 @@ test('a bad duration or log level stops start-up with a message naming the varia
   expect(loadConfig({ PUBFLOW_LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
   expect(loadConfig({}).logLevel).toBe('info');
 });
+
+test('PUBFLOW_WORKFLOW_TASK_SLOTS: the SDK default of 40 unless set; under 2 stops start-up naming it', () => {
+  expect(loadConfig({}).workflowTaskSlots).toBe(40);
+  expect(loadConfig({ PUBFLOW_WORKFLOW_TASK_SLOTS: '8' }).workflowTaskSlots).toBe(8);
+  expect(() => loadConfig({ PUBFLOW_WORKFLOW_TASK_SLOTS: '1' })).toThrow(/PUBFLOW_WORKFLOW_TASK_SLOTS/);
+});

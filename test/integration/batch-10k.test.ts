@@ -140,8 +140,17 @@ test(
       expect(r.bytes).toBeLessThan(50 * 1024 * 1024);
       expect(r.starts).toBeLessThanOrEqual(2000);
       // UNHANDLED_COMMAND: events (child reports) arrived while the run was completing or continuing as new; the SDK
-      // runs the task again with them. Routine, and not a limit. Anything else (a limit, a nondeterminism) fails.
-      expect(r.wftFailures.filter((c) => c !== 'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND')).toEqual([]);
+      // runs the task again with them. FORCE_CLOSE_COMMAND: over 100 such events (history.maximumBufferedEventsBatch)
+      // piled up during one workflow task, and the server failed it to hand them over in a new one (twice in a
+      // fresh-clone run, where workflow tasks of over 5 s came at each continue-as-new: the worker, refused with
+      // UNHANDLED_COMMAND, replays the run's 4,200 events while 200 children report). Temporal retries both and keeps
+      // every event (the counts, the uploads and the run statuses checked here show nothing was lost). Anything else
+      // (a limit that fails or ends a run, a nondeterminism) fails the test.
+      const routine = [
+        'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND',
+        'WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND',
+      ];
+      expect(r.wftFailures.filter((c) => !routine.includes(c))).toEqual([]);
     }
 
     // Act: Redis wiped; the reconciler rebuilds from Temporal.
