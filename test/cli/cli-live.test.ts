@@ -370,10 +370,16 @@ test('watch right after retry-all waits for the batch to move on, and follows it
   expect(await watch(client('viewer'), io, batchId, opts)).toBe(1);
 
   // Act: retry-all (the request the CLI command sends), then watch at once, in-process, as `retry-all && watch` does.
-  const retried = await client('operator').post<{ retried: number }>('/reviews/retry-all', { batchId });
+  // For half a second Redis takes no write (CLIENT PAUSE … WRITE; reads go on), so nothing the retry changes can reach
+  // the mirror before the test has read it: the moment this test is about (the mirror still says "failed" while the
+  // retry is under way) is certain. Without the pause the batch's document had sometimes moved on first (two of four
+  // fresh-clone runs). Once the pause ends the writes land; watch's 2 s settle must see the batch move on.
+  await stack.redis.call('CLIENT', 'PAUSE', '500', 'WRITE');
+  const retrying = client('operator').post<{ retried: number }>('/reviews/retry-all', { batchId });
   const first = await client('viewer').get<{ status: string }>(`/tasks/${encodeURIComponent(batchId)}`);
   out = '';
   const code = await watch(client('viewer'), io, batchId, opts);
+  const retried = await retrying;
 
   // Assert: the mirror still said "failed" when watch started (so this is the moment that ended it with exit 1
   // before), and watch waited for the outcome.
