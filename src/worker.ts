@@ -44,6 +44,16 @@ export interface PubflowWorkersOptions {
   tracing?: Tracing | null;
 }
 
+/**
+ * How long after the grace period a stopping worker gives up waiting (the SDK's shutdownForceTime, counted from the
+ * shutdown request): `run()` then rejects (the SDK logs GracefulShutdownPeriodExpiredError) and the process exits 1,
+ * its last line "worker failed". Without
+ * it a worker waits for ever on an upload whose driver ignores the abort, or on a workflow run the SDK failed to
+ * evict (seen in the fault suite: a core "invalid state MarkerCommandCreated" error, after which a worker never
+ * finished draining). Whatever it leaves running is Temporal's to time out: an upload becomes an Unconfirmed review.
+ */
+export const SHUTDOWN_FORCE_AFTER_GRACE_MS = 10_000;
+
 /** Event POSTs at once per worker process (each has a 10 s limit). */
 const EVENT_POST_SLOTS = 20;
 
@@ -60,6 +70,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
   const activity = activityInterceptors(tracing);
   const sinks = workflowSpanSinks(tracing);
   const shutdownGraceTime = opts.shutdownGraceMs ?? 30_000;
+  const shutdownForceTime = shutdownGraceTime + SHUTDOWN_FORCE_AFTER_GRACE_MS;
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -70,6 +81,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     activities: bookkeeping,
     ...(opts.workflowTaskSlots !== undefined ? { maxConcurrentWorkflowTaskExecutions: opts.workflowTaskSlots } : {}),
     shutdownGraceTime,
+    shutdownForceTime,
   });
   const uploads = await Worker.create({
     connection: opts.connection,
@@ -82,6 +94,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     // timeout), so cancelling a task aborts its upload within seconds.
     maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime,
+    shutdownForceTime,
   });
   // Event webhooks only: their POSTs on a queue of their own, so a slow receiver never takes a main-queue slot.
   const events = opts.deps.events
@@ -93,6 +106,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
         interceptors: { activity },
         maxConcurrentActivityTaskExecutions: EVENT_POST_SLOTS,
         shutdownGraceTime,
+    shutdownForceTime,
       })
     : undefined;
   const all = [main, uploads, ...(events ? [events] : [])];
