@@ -106,7 +106,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
         interceptors: { activity },
         maxConcurrentActivityTaskExecutions: EVENT_POST_SLOTS,
         shutdownGraceTime,
-    shutdownForceTime,
+        shutdownForceTime,
       })
     : undefined;
   const all = [main, uploads, ...(events ? [events] : [])];
