@@ -49,8 +49,10 @@ export interface PublishSingleInput {
  * 3 (2026-12-03, evening): a task's release at its gate goes by local activity instead of an external-signal command
  * (src/workflows/signals.ts): 4 history events and a workflow task fewer. A batch child's reports stay commands (see
  * Projector.reportToParent).
+ * 4 (2026-12-07): a batch continues as new after 500 child starts instead of 1,000 (src/workflows/publish-batch.ts);
+ * a task of protocol 4 behaves as one of 3.
  */
-export const TASK_PROTOCOL = 3;
+export const TASK_PROTOCOL = 4;
 
 /**
  * The protocol enqueueAtGate starts new gates with (GateInput.protocol in src/workflows/account-gate.ts); from 3 a

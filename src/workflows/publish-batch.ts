@@ -71,6 +71,14 @@ const TERMINAL = (c: number) => c === CODE.SUCCESS || c === CODE.FAILED || c ===
 
 /** Keeps a run's pending children far below Temporal's 2,000 (the API caps concurrency at 1,000). */
 const MAX_STARTS_PER_RUN = 1000;
+/**
+ * Protocol 4: half as many, so a run's history stays shorter (at most 3,097 events against 4,204 in a 2,000-item
+ * bench run: the reports of the previous run's children land in it too). Its continue-as-new is refused
+ * (UNHANDLED_COMMAND) whenever reports arrive meanwhile, and the worker then replays the whole run while the children
+ * keep reporting: over 5 s at 4,200 events on 2 cores, long enough for 100 buffered events (FORCE_CLOSE_COMMAND) or
+ * the 10 s workflow-task timeout (docs/benchmarks.md, 2026-12-07).
+ */
+const MAX_STARTS_PER_RUN_4 = 500;
 /** Belt and braces for servers that never suggest continue-as-new (the hard limit is 51,200 events). */
 const MAX_HISTORY_EVENTS = 10_000;
 /** At most one batch-document write per second of workflow time; the last state is always written. */
@@ -359,7 +367,7 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
     return (
       wi.continueAsNewSuggested ||
       wi.historyLength >= MAX_HISTORY_EVENTS ||
-      startedThisRun >= MAX_STARTS_PER_RUN ||
+      startedThisRun >= ((input.protocol ?? 1) >= 4 ? MAX_STARTS_PER_RUN_4 : MAX_STARTS_PER_RUN) ||
       (input.continueAsNewAfter !== undefined && eventsThisRun >= input.continueAsNewAfter)
     );
   };
