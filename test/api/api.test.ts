@@ -12,7 +12,8 @@ import { DriverRegistry } from '../../src/platforms';
 import { loadAccounts } from '../../src/platforms/accounts';
 import { ProjectionStore } from '../../src/projection/store';
 import { TaskStateManager } from '../../src/projection/task-state-manager';
-import { accountGateId } from '../../src/shared/definitions';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { accountGateId, rescheduleUpdate } from '../../src/shared/definitions';
 import type { TaskDoc } from '../../src/shared/types';
 import { waitUntil } from '../helpers/polling';
 import { freePort } from '../helpers/servers';
@@ -345,6 +346,19 @@ describe('409: the task state does not allow it', () => {
     const err = expectError(await api().post(`/api/v1/tasks/${id}/cancel`), 409);
     expect(err.message).toMatch(/already finished/);
     expect((await redisDoc(stack.redis, id))?.status).toBe('success');
+  });
+
+  test('rescheduling a finished task; and the update itself, should the task finish after the check', async () => {
+    const id = await publish(stack, publishBody());
+    await succeeded(id);
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const err = expectError(await api().post(`/api/v1/tasks/${id}/reschedule`).send({ publishAt: later }), 409);
+    expect(err).toMatchObject({ code: 'task_finished' });
+    // The service checks that the run is running, then sends the update. A run that ends in between (schemathesis
+    // hit that window twice: a 500) answers the update with WorkflowNotFoundError, which the service maps to the
+    // same 409. That is what Temporal does with an update to a finished run:
+    const sent = stack.client.workflow.getHandle(id).executeUpdate(rescheduleUpdate, { args: [{ publishAt: later }] });
+    await expect(sent).rejects.toBeInstanceOf(WorkflowNotFoundError);
   });
 
   test('a review decision on a finished task', async () => {
