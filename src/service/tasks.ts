@@ -139,7 +139,7 @@ export function createTaskService(deps: ServiceDeps) {
           );
         // The run was running a moment ago (described above) and ended before the update reached it: Temporal
         // answers "workflow execution already completed" (WorkflowNotFoundError). A 409 like any finished task's;
-        // it was a 500 (schemathesis found it twice, fuzzing reschedule on tasks that were finishing).
+        // it was a 500, most likely the one schemathesis found twice fuzzing reschedule.
         if (err instanceof WorkflowNotFoundError) throw finished();
         throw err;
       }
