@@ -366,8 +366,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   return report;
 }
 
-/** The document in the execution's memo, if it has a plausible one. */
-function memoDoc(e: Pick<WorkflowExecutionInfo, 'workflowId' | 'memo'>): TaskDoc | undefined {
+/** The document in the execution's memo, if it has a plausible one (also the fault suite's truth of a closed run). */
+export function memoDoc(e: Pick<WorkflowExecutionInfo, 'workflowId' | 'memo'>): TaskDoc | undefined {
   const doc = e.memo?.[DOC_MEMO_KEY] as Partial<TaskDoc> | null | undefined;
   if (!doc || typeof doc !== 'object') return undefined;
   if (doc.task_id !== e.workflowId || typeof doc.version !== 'number' || typeof doc.status !== 'string')

@@ -28,8 +28,8 @@ import {
 import { TASK_PROTOCOL, TASK_WORKFLOW_TYPES } from '../../src/shared/workflow-contracts';
 import { TaskStateManager, type QueueStats } from '../../src/projection/task-state-manager';
 import { PRUNE_SCHEDULE_ID, RECONCILE_SCHEDULE_ID } from '../../src/schedules';
+import { memoDoc } from '../../src/service/reconciler';
 import { taskStateQuery } from '../../src/shared/definitions';
-import { DOC_MEMO_KEY } from '../../src/shared/task-doc';
 import { priorityKey } from '../../src/shared/priority';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes';
 import { TASK_STATUSES, type PublishRequest, type TaskDoc, type TaskStatus } from '../../src/shared/types';
@@ -543,8 +543,8 @@ export async function storedDoc(redis: Redis, id: string): Promise<TaskDoc | nul
 export async function truthOf(client: Client, id: string): Promise<TaskDoc> {
   const handle = client.workflow.getHandle(id);
   const described = await handle.describe();
-  const memo = described.memo?.[DOC_MEMO_KEY] as TaskDoc | null | undefined;
   // No memo: a document too large for one (see memoizeDoc).
+  const memo = memoDoc(described);
   if ((described.status.name === 'COMPLETED' || described.status.name === 'CANCELLED') && memo) return memo;
   return handle.query(taskStateQuery);
 }
