@@ -46,11 +46,11 @@ export interface PubflowWorkersOptions {
 
 /**
  * How long after the grace period a stopping worker gives up waiting (the SDK's shutdownForceTime, counted from the
- * shutdown request): `run()` then rejects (the SDK logs GracefulShutdownPeriodExpiredError) and the process exits 1,
- * its last line "worker failed". Without
- * it a worker waits for ever on an upload whose driver ignores the abort, or on a workflow run the SDK failed to
- * evict (seen in the fault suite: a core "invalid state MarkerCommandCreated" error, after which a worker never
- * finished draining). Whatever it leaves running is Temporal's to time out: an upload becomes an Unconfirmed review.
+ * shutdown request): `run()` then rejects (the SDK logs GracefulShutdownPeriodExpiredError) and runWorker's caller
+ * logs "worker failed" and exits 1. Without it a worker waits for ever on an upload whose driver ignores the abort,
+ * or on a workflow run the SDK failed to evict (seen in the fault suite: a core "invalid state MarkerCommandCreated"
+ * error, after which a worker never finished draining). Whatever it leaves running is Temporal's to time out: an
+ * upload becomes an Unconfirmed review.
  */
 export const SHUTDOWN_FORCE_AFTER_GRACE_MS = 10_000;
 
