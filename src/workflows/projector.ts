@@ -20,7 +20,7 @@ import { childStatusSignal } from '../shared/definitions';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes';
 import { DOC_MEMO_KEY } from '../shared/task-doc';
 import type { TaskDoc } from '../shared/types';
-import { signalRun } from './signals';
+import { LOCAL_REPORTS_PROTOCOL, signalRun } from './signals';
 
 export const projectionOptions = {
   startToCloseTimeout: '15s',
@@ -206,12 +206,14 @@ export class Projector {
     const key = `${snapshot.status}/${snapshot.review?.open === true}`;
     if (key === this.lastReported) return;
     this.lastReported = key;
-    // False when the batch has closed (cancelled or deleted): nothing is listening any more. Still a signal command
-    // under protocol 3 (protocol 2 here): by local activity the report reached the batch a workflow task sooner, and
-    // test/cli/cli-live's retry-all + watch race found the batch's mirror already past the moment it tests. Moving the
-    // reports too (batch item 46 -> 39.5 events, docs/benchmarks.md) waits for that test to be made deterministic.
+    // False when the batch has closed (cancelled or deleted): nothing is listening any more. From protocol 5 by local
+    // activity like the other signals (a batch item 46 -> about 39.5 events, docs/benchmarks.md); under 3 and 4 still
+    // a signal command (protocol 2 here), so their histories replay unchanged. The reports waited for
+    // test/cli/cli-live's retry-all + watch test to be made deterministic: a report by local activity reaches the batch
+    // a workflow task sooner, and that test had found the batch's mirror already past the moment it tests.
+    const protocol = this.opts.protocol ?? 1;
     await signalRun(
-      Math.min(this.opts.protocol ?? 1, 2),
+      protocol >= LOCAL_REPORTS_PROTOCOL ? protocol : Math.min(protocol, 2),
       { workflowId: this.parent.parentTaskId! },
       childStatusSignal,
       {

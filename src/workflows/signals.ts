@@ -3,8 +3,8 @@
  * liveness checks, a batch child's reports to its batch.
  *
  * Protocol 3 (issue 14) sends a task's release and a gate's grants, stages and liveness checks from a local activity
- * through the worker's client instead of the workflow's external-signal command (a child's reports stay commands: see
- * Projector.reportToParent). Temporal records a signal command as two events in the sender's history (initiated,
+ * through the worker's client instead of the workflow's external-signal command; protocol 5 sends a batch child's reports to its batch that way too
+ * (Projector.reportToParent). Temporal records a signal command as two events in the sender's history (initiated,
  * then signalled) and schedules a further workflow task of the sender's just to deliver the second: five events and
  * a round of server and worker work per signal, a quarter of an uncontended publish's cost. A local activity is one
  * marker in the workflow task that sent it.
@@ -20,6 +20,9 @@ import type { GateActivities } from '../shared/definitions';
 
 /** The protocol from which signals go by local activity. */
 export const LOCAL_SIGNALS_PROTOCOL = 3;
+
+/** The protocol from which a batch child's reports to its batch go by local activity too (Projector.reportToParent). */
+export const LOCAL_REPORTS_PROTOCOL = 5;
 
 // Retried until the server answers: a lost grant or release would stall an account. A closed receiver is an answer
 // (false), not a failure.

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type WorkflowHandleWithFirstExecutionRunId, WorkflowNotFoundError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp } from '../../src/api/app';
 import { KeyRegistry } from '../../src/auth/key-registry';
@@ -171,6 +172,34 @@ test('a batch with mixed outcomes counts them, settles failed, and a late review
     expect(done.progress).toEqual({ percent: 100, stage: 'done' });
     expect(driver.callsFor(`${batchId}-1`).map((c) => c.attempt)).toEqual([1, 2]);
     expect(driver.callsFor(`${batchId}-2`)).toHaveLength(1);
+  });
+});
+
+test('protocol 5: a child reports to its batch by local activity, so no child history has an external-signal command', async () => {
+  const driver = new ScriptedDriver();
+  driver.fallback = outcomeByTitle;
+  await run(driver, async (tq) => {
+    const handle = await startBatch(tq, [item('ok-0', 0), item('reject', 1), item('ok-2', 2)]);
+    const batchId = handle.workflowId;
+    // The reports still arrive: the batch counts the review, then (after the retry) all three successes.
+    await docWhere(batchId, countsAre({ success: 2, failed: 1 }));
+    await env.client.workflow
+      .getHandle(`${batchId}-1`)
+      .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note: 'again' }] });
+    expect((await handle.result()).counts).toMatchObject({ total: 3, success: 3, failed: 0 });
+
+    const types = async (workflowId: string) =>
+      ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map((e) => Number(e.eventType));
+    const EXTERNAL_SIGNAL = [
+      temporal.api.enums.v1.EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+      temporal.api.enums.v1.EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+    ].map(Number);
+    for (let i = 0; i < 3; i++)
+      expect((await types(`${batchId}-${i}`)).filter((t) => EXTERNAL_SIGNAL.includes(t))).toEqual([]);
+    // What the children reported reached the batch as signals: for each child at least its success, and for the
+    // one that went to review also its failure and its retry.
+    const SIGNALED = Number(temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED);
+    expect((await types(batchId)).filter((t) => t === SIGNALED).length).toBeGreaterThanOrEqual(5);
   });
 });
 
