@@ -70,6 +70,12 @@ const EnvSchema = z.object({
   PUBFLOW_WORKER_CONCURRENCY: int(3, 1, 1000),
   /** Workflow tasks one worker process runs at once (its main queue's slots); see Config.workflowTaskSlots. */
   PUBFLOW_WORKFLOW_TASK_SLOTS: int(40, 2, 1000),
+  /** Workflow runs one worker process keeps in memory between their tasks; see Config.workflowCacheSize. */
+  // Empty is unset (a compose file's `${PUBFLOW_WORKFLOW_CACHE:-}`), not 0.
+  PUBFLOW_WORKFLOW_CACHE: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce.number().int().min(2).max(1_000_000).optional(),
+  ),
   /** The worker's Prometheus endpoint (the SDK's metrics and pubflow's); port 0 turns it off. */
   PUBFLOW_WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
   PUBFLOW_WORKER_METRICS_PORT: int(9464, 0, 65535),
@@ -128,6 +134,15 @@ export interface Config {
    * thread, so past a few a taken task only waits in the process, where Temporal's task priorities no longer apply.
    */
   workflowTaskSlots: number;
+  /**
+   * PUBFLOW_WORKFLOW_CACHE: open workflow runs a worker process keeps in memory (the SDK's sticky cache,
+   * `maxCachedWorkflows`); unset, the SDK's default from the heap limit (about 2,300 runs for Node's default heap
+   * here). Each cached run costs memory: with thousands of tasks waiting for their accounts, a worker's RSS grows with
+   * the cache (1.7 GiB at the end of 10,000 singles, docs/benchmarks.md). A run not in the cache is replayed from its
+   * history at its next workflow task: less memory, more CPU. Not below the workflow-task slots (the SDK would lower
+   * the slots to it).
+   */
+  workflowCacheSize?: number;
   /** The worker's metrics endpoint; port 0: none. */
   workerMetrics: { host: string; port: number };
   /** PUBFLOW_LOG_LEVEL (createLogger reads the same variable). */
@@ -168,6 +183,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.PUBFLOW_WORKFLOW_CACHE !== undefined && e.PUBFLOW_WORKFLOW_CACHE < e.PUBFLOW_WORKFLOW_TASK_SLOTS)
+    throw new Error(
+      `invalid configuration:\n  PUBFLOW_WORKFLOW_CACHE: ${e.PUBFLOW_WORKFLOW_CACHE} is below PUBFLOW_WORKFLOW_TASK_SLOTS (${e.PUBFLOW_WORKFLOW_TASK_SLOTS}); a worker cannot run more workflow tasks at once than it caches runs`,
+    );
   let target: TemporalTarget;
   let redis: RedisTarget;
   try {
@@ -216,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publishedDir: path.resolve(e.PUBFLOW_PUBLISHED_DIR),
     workerConcurrency: e.PUBFLOW_WORKER_CONCURRENCY,
     workflowTaskSlots: e.PUBFLOW_WORKFLOW_TASK_SLOTS,
+    workflowCacheSize: e.PUBFLOW_WORKFLOW_CACHE,
     workerMetrics: { host: e.PUBFLOW_WORKER_METRICS_HOST, port: e.PUBFLOW_WORKER_METRICS_PORT },
     logLevel: e.PUBFLOW_LOG_LEVEL,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()

@@ -29,6 +29,8 @@ export interface PubflowWorkersOptions {
   uploadConcurrency: number;
   /** The main queue's workflow-task slots (Config.workflowTaskSlots); absent: the SDK's default. */
   workflowTaskSlots?: number;
+  /** Open runs kept in memory (Config.workflowCacheSize); absent: the SDK's default. */
+  workflowCacheSize?: number;
   shutdownGraceMs?: number;
   /**
    * Pre-bundled workflow code: the worker process passes lib/workflow-bundle.js (built by `npm run build`), tests
@@ -80,6 +82,7 @@ export async function createPubflowWorkers(opts: PubflowWorkersOptions) {
     ...(sinks ? { sinks } : {}),
     activities: bookkeeping,
     ...(opts.workflowTaskSlots !== undefined ? { maxConcurrentWorkflowTaskExecutions: opts.workflowTaskSlots } : {}),
+    ...(opts.workflowCacheSize !== undefined ? { maxCachedWorkflows: opts.workflowCacheSize } : {}),
     shutdownGraceTime,
     shutdownForceTime,
   });
@@ -180,6 +183,7 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     deps: { store, accounts, drivers, log, client, metrics, events },
     uploadConcurrency: config.workerConcurrency,
     workflowTaskSlots: config.workflowTaskSlots,
+    workflowCacheSize: config.workflowCacheSize,
     shutdownGraceMs: config.shutdownGraceMs,
     workflowBundle,
     tracing,
@@ -189,6 +193,8 @@ export async function runWorker(config: Config = loadConfig()): Promise<void> {
     redis: describeRedis(config.redis),
     taskQueue: config.temporal.taskQueue,
     uploadConcurrency: config.workerConcurrency,
+    workflowTaskSlots: config.workflowTaskSlots,
+    workflowCache: config.workflowCacheSize ?? 'sdk default',
     workflowBundle: workflowBundle.codePath,
     metrics: metricsOn ? `http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics` : null,
     eventSubscriptions: events?.subscriptions.list().length ?? 0,

@@ -45,3 +45,14 @@ test('PUBFLOW_WORKFLOW_TASK_SLOTS: the SDK default of 40 unless set; under 2 sto
   expect(loadConfig({ PUBFLOW_WORKFLOW_TASK_SLOTS: '8' }).workflowTaskSlots).toBe(8);
   expect(() => loadConfig({ PUBFLOW_WORKFLOW_TASK_SLOTS: '1' })).toThrow(/PUBFLOW_WORKFLOW_TASK_SLOTS/);
 });
+
+test('PUBFLOW_WORKFLOW_CACHE: the SDK default unless set; below the workflow-task slots stops start-up naming both', () => {
+  expect(loadConfig({}).workflowCacheSize).toBeUndefined();
+  expect(loadConfig({ PUBFLOW_WORKFLOW_CACHE: '' }).workflowCacheSize).toBeUndefined();
+  expect(loadConfig({ PUBFLOW_WORKFLOW_CACHE: '500' }).workflowCacheSize).toBe(500);
+  expect(() => loadConfig({ PUBFLOW_WORKFLOW_CACHE: '20' })).toThrow(
+    /PUBFLOW_WORKFLOW_CACHE: 20 is below PUBFLOW_WORKFLOW_TASK_SLOTS \(40\)/,
+  );
+  expect(loadConfig({ PUBFLOW_WORKFLOW_CACHE: '20', PUBFLOW_WORKFLOW_TASK_SLOTS: '8' }).workflowCacheSize).toBe(20);
+  expect(() => loadConfig({ PUBFLOW_WORKFLOW_CACHE: 'many' })).toThrow(/PUBFLOW_WORKFLOW_CACHE/);
+});

@@ -110,7 +110,13 @@ test('one task id grepped across the API and worker logs tells its story, each l
   }
   // Tracing off: the worker ran the bundle without the OpenTelemetry interceptors.
   expect(linesWithMsg(worker, 'worker started')).toEqual([
-    expect.objectContaining({ traces: null, workflowBundle: expect.stringMatching(/[/\\]workflow-bundle\.js$/) }),
+    expect.objectContaining({
+      traces: null,
+      workflowBundle: expect.stringMatching(/[/\\]workflow-bundle\.js$/),
+      // The operator sees the workflow knobs the process runs with (README: PUBFLOW_WORKFLOW_*).
+      workflowTaskSlots: 40,
+      workflowCache: 'sdk default',
+    }),
   ]);
 });
 
