@@ -3,8 +3,8 @@
  * liveness checks, a batch child's reports to its batch.
  *
  * Protocol 3 (issue 14) sends a task's release and a gate's grants, stages and liveness checks from a local activity
- * through the worker's client instead of the workflow's external-signal command; protocol 5 sends a batch child's reports to its batch that way too
- * (Projector.reportToParent). Temporal records a signal command as two events in the sender's history (initiated,
+ * through the worker's client instead of the workflow's external-signal command; protocol 5 sends a batch child's
+ * reports to its batch that way too (Projector.reportToParent). Temporal records a signal command as two events in the sender's history (initiated,
  * then signalled) and schedules a further workflow task of the sender's just to deliver the second: five events and
  * a round of server and worker work per signal, a quarter of an uncontended publish's cost. A local activity is one
  * marker in the workflow task that sent it.

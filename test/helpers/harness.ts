@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   bundleWorkflowCode,
@@ -291,3 +292,16 @@ export async function createWorkerPair(opts: {
   });
   return { main, uploads };
 }
+
+/** The event types of a workflow's history, in order (numbers of temporal.api.enums.v1.EventType). */
+export async function historyEventTypes(handle: {
+  fetchHistory(): Promise<{ events?: Array<{ eventType?: unknown }> | null }>;
+}): Promise<number[]> {
+  return ((await handle.fetchHistory()).events ?? []).map((e) => Number(e.eventType));
+}
+
+/** What an external-signal command costs its sender's history (protocol 3 and 5 send signals by local activity). */
+export const EXTERNAL_SIGNAL_EVENT_TYPES = [
+  temporal.api.enums.v1.EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+  temporal.api.enums.v1.EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+].map(Number);

@@ -20,8 +20,10 @@ import type { BatchCounts, PublishRequest, TaskDoc } from '../../src/shared/type
 import type { publishBatch } from '../../src/workflows';
 import { REQUEST_HASH_MEMO_KEY, type PublishBatchInput } from '../../src/shared/workflow-contracts';
 import {
+  EXTERNAL_SIGNAL_EVENT_TYPES,
   expectCancelled,
   type Harness,
+  historyEventTypes,
   perFile,
   startWorkflowTestStack,
   waitForDoc,
@@ -188,14 +190,9 @@ test('protocol 5: a child reports to its batch by local activity, so no child hi
       .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note: 'again' }] });
     expect((await handle.result()).counts).toMatchObject({ total: 3, success: 3, failed: 0 });
 
-    const types = async (workflowId: string) =>
-      ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map((e) => Number(e.eventType));
-    const EXTERNAL_SIGNAL = [
-      temporal.api.enums.v1.EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-      temporal.api.enums.v1.EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
-    ].map(Number);
+    const types = (workflowId: string) => historyEventTypes(env.client.workflow.getHandle(workflowId));
     for (let i = 0; i < 3; i++)
-      expect((await types(`${batchId}-${i}`)).filter((t) => EXTERNAL_SIGNAL.includes(t))).toEqual([]);
+      expect((await types(`${batchId}-${i}`)).filter((t) => EXTERNAL_SIGNAL_EVENT_TYPES.includes(t))).toEqual([]);
     // What the children reported reached the batch as signals: for each child at least its success, and for the
     // one that went to review also its failure and its retry.
     const SIGNALED = Number(temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED);

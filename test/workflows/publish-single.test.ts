@@ -14,8 +14,10 @@ import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { publishSingle } from '../../src/workflows';
 import { classifyUploadError } from '../../src/workflows/publish-single';
 import {
+  EXTERNAL_SIGNAL_EVENT_TYPES,
   expectCancelled,
   type Harness,
+  historyEventTypes,
   perFile,
   startWorkflowTestStack,
   waitForDoc,
@@ -92,16 +94,10 @@ test('protocol 3: the task and its gate signal each other by local activity, so 
     const gate = env.client.workflow.getHandle(accountGateId(request().accountId, tq));
     // The gate ends once it is idle again (it has handled the release).
     await waitUntil('the gate to end', async () => (await gate.describe()).status.name !== 'RUNNING');
-    const types = async (hh: { fetchHistory(): Promise<{ events?: Array<{ eventType?: unknown }> | null }> }) =>
-      ((await hh.fetchHistory()).events ?? []).map((e) => Number(e.eventType));
-    const task = await types(handle);
-    const gateEvents = await types(gate);
-    const EXTERNAL_SIGNAL = [
-      temporal.api.enums.v1.EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-      temporal.api.enums.v1.EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
-    ].map(Number);
-    expect(task.filter((t) => EXTERNAL_SIGNAL.includes(t))).toEqual([]);
-    expect(gateEvents.filter((t) => EXTERNAL_SIGNAL.includes(t))).toEqual([]);
+    const task = await historyEventTypes(handle);
+    const gateEvents = await historyEventTypes(gate);
+    expect(task.filter((t) => EXTERNAL_SIGNAL_EVENT_TYPES.includes(t))).toEqual([]);
+    expect(gateEvents.filter((t) => EXTERNAL_SIGNAL_EVENT_TYPES.includes(t))).toEqual([]);
     // The grant reached the task as a signal all the same, and the release reached the gate.
     const SIGNALED = Number(temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED);
     expect(task.filter((t) => t === SIGNALED)).toHaveLength(1);
