@@ -1,0 +1,79 @@
+/**
+ * PUBFLOW_WORKFLOW_CACHE reaches the worker: with a cache of 2, a worker holding five open runs keeps at most two in
+ * memory; with the SDK's default it keeps all five (so the test fails if the option is dropped on the way).
+ */
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createLogger } from '../../src/log';
+import { DriverRegistry } from '../../src/platforms';
+import { DEFAULT_POLICY } from '../../src/shared/policy';
+import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
+import { createPubflowWorkers } from '../../src/worker';
+import type { publishSingle } from '../../src/workflows';
+import { type Harness, perFile, startWorkflowTestStack, waitForDoc, workflowBundle } from '../helpers/harness';
+import { ScriptedDriver } from '../helpers/scripted-driver';
+
+let env: TestWorkflowEnvironment;
+let h: Harness;
+
+perFile(
+  () => startWorkflowTestStack(),
+  (s) => ({ env, harness: h } = s),
+);
+
+/** Five scheduled tasks (each waits on its publish time, open and idle) on a worker; its count of cached runs. */
+async function cachedWithFiveOpenRuns(workflowCacheSize: number | undefined): Promise<number> {
+  const taskQueue = `tq-${randomUUID()}`;
+  const workers = await createPubflowWorkers({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    deps: {
+      store: h.store,
+      accounts: h.accounts,
+      drivers: new DriverRegistry([new ScriptedDriver()]),
+      log: createLogger('test-worker', { silent: true }),
+    },
+    uploadConcurrency: 1,
+    workflowTaskSlots: 2,
+    workflowCacheSize,
+    shutdownGraceMs: 500,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.run();
+  const ids = Array.from({ length: 5 }, () => `cache-${randomUUID()}`);
+  try {
+    const publishAt = new Date(Date.now() + 3_600_000).toISOString();
+    for (const workflowId of ids)
+      await env.client.workflow.start<typeof publishSingle>('publishSingle', {
+        taskQueue,
+        workflowId,
+        args: [
+          {
+            request: {
+              platform: 'scripted',
+              accountId: 'acct-1',
+              video: { path: '/m/v.mp4' },
+              title: 't',
+              priority: 5,
+              publishAt,
+            },
+            policy: DEFAULT_POLICY,
+            protocol: TASK_PROTOCOL,
+          },
+        ],
+      });
+    // Each run has had its first workflow task (a scheduled task writes its own first document, then waits).
+    for (const id of ids) await waitForDoc(h, id, (d) => d.scheduled_for !== null);
+    return workers.main.getStatus().numCachedWorkflows;
+  } finally {
+    for (const id of ids) await env.client.workflow.getHandle(id).terminate('test over');
+    workers.shutdown();
+    await running;
+  }
+}
+
+test('a cache of 2 keeps at most two of five open runs in memory; the default keeps all five', async () => {
+  expect(await cachedWithFiveOpenRuns(2)).toBeLessThanOrEqual(2);
+  expect(await cachedWithFiveOpenRuns(undefined)).toBe(5);
+}, 120_000);
