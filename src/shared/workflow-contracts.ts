@@ -58,9 +58,10 @@ export const TASK_PROTOCOL = 5;
 
 /**
  * The protocol enqueueAtGate starts new gates with (GateInput.protocol in src/workflows/account-gate.ts); from 3 a
- * gate's grants, stages and liveness checks go by local activity too.
+ * gate's grants, stages and liveness checks go by local activity too; from 4 (2026-12-08) a change of the account's
+ * login state reaches the gate's memo before any task hears of it. A gate keeps its protocol through continue-as-new.
  */
-export const GATE_PROTOCOL = 3;
+export const GATE_PROTOCOL = 4;
 
 export interface PublishSingleOutput {
   taskId: string;

@@ -127,6 +127,7 @@ export interface GateInput {
    * across turns instead of being cancelled and started again on every signal (see the loop). Absent in gates
    * started before: they keep the old timers, so their histories replay unchanged.
    * 3 (since 2026-12-03, evening): grants, stages and liveness checks go out by local activity (src/workflows/signals.ts).
+   * 4 (since 2026-12-08): a change of the login state is committed to the memo before any task is told (memoFirst).
    */
   protocol?: number;
 }
@@ -187,6 +188,15 @@ async function runGate(input: GateInput): Promise<void> {
   /** Protocol 2: when the pending wake-up timer fires (undefined: none pending), and whether one has fired. */
   let alarmAt: number | undefined;
   let rang = false;
+  /**
+   * Protocol 4: a login-state memo upserted in this workflow task, not yet on the server. From protocol 3 the gate
+   * tells tasks by local activity, which runs before the workflow task that issued the upsert completes: a task would
+   * show account_needs_login (or start its upload after a reactivation) while `GET /accounts`, which reads the memo,
+   * still showed the old state. So the gate first ends its workflow task with a 1 ms timer, which commits the memo,
+   * and only then tells anyone (two events and one workflow task per change of login state, which is rare).
+   */
+  const memoFirst = (input.protocol ?? 1) >= 4;
+  let memoUnsent = false;
 
   const memo = (): GateMemo => ({
     status: s.status,
@@ -238,6 +248,7 @@ async function runGate(input: GateInput): Promise<void> {
       s.status = 'needs_login';
       s.needsLogin = { since: iso(now), reason: rel.needsLogin.message, taskId };
       upsertMemo({ [GATE_MEMO_KEY]: memo() });
+      memoUnsent = true;
       log.warn('account needs a new login; its queue is held until it is reactivated', { account: key, taskId });
     }
     if (rel.pauseUntil !== undefined && rel.pauseUntil > s.pausedUntil) s.pausedUntil = rel.pauseUntil;
@@ -259,6 +270,7 @@ async function runGate(input: GateInput): Promise<void> {
       s.status = 'active';
       s.needsLogin = null;
       upsertMemo({ [GATE_MEMO_KEY]: memo() });
+      memoUnsent = true;
       dirty = true;
       return { status: s.status, waiting: s.queue.length };
     },
@@ -375,6 +387,10 @@ async function runGate(input: GateInput): Promise<void> {
 
   for (;;) {
     dirty = false;
+    if (memoFirst && memoUnsent) {
+      memoUnsent = false;
+      await sleep(1);
+    }
     await checkHolders();
     blockedUntil = await grantTurns();
     await tellWaiters();

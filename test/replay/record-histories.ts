@@ -12,12 +12,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { contentRejected, type DriverResult, type PublishContext } from '../../src/platforms/types';
-import { accountGateId, reviewDecisionUpdate } from '../../src/shared/definitions';
+import { authExpired, contentRejected, type DriverResult, type PublishContext } from '../../src/platforms/types';
+import { accountGateId, reactivateAccountUpdate, reviewDecisionUpdate } from '../../src/shared/definitions';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes';
 import { DOC_MEMO_KEY, initialTaskDoc } from '../../src/shared/task-doc';
-import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
+import { GATE_PROTOCOL, TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 import type { PublishRequest, TaskDoc } from '../../src/shared/types';
 import type { accountGate, publishBatch, publishSingle } from '../../src/workflows';
 import { startDevStack, TEST_ACCOUNTS, withWorker, type DevStack } from '../helpers/harness';
@@ -221,6 +221,47 @@ describe.each(SETS)('$label', ({ dir, protocol }) => {
       );
       expect(requests).toHaveLength(3);
       await save(at('gate-waiting-task'), others[1]!.workflowId);
+    });
+  });
+});
+
+/**
+ * Gates carry their own protocol (GATE_PROTOCOL, set by enqueueAtGate whatever the task's), so a gate change that the
+ * task sets do not reach gets its own folder, `gate-protocol-N/`, recorded with today's gate code.
+ */
+describe(`gate protocol ${GATE_PROTOCOL}`, () => {
+  test('gate: an account that needs a login holds its queue until reactivated', async () => {
+    let release!: () => void;
+    const firstMayFinish = new Promise<void>((resolve) => (release = resolve));
+    const driver = new ScriptedDriver().then(
+      async (ctx: PublishContext): Promise<DriverResult> => {
+        await firstMayFinish;
+        return { postId: `post-${ctx.taskId}`, url: `https://example.invalid/p/${ctx.taskId}` };
+      },
+      async () => {
+        throw authExpired('the session has expired');
+      },
+    );
+    await run(driver, async (tq) => {
+      const protocol = TASK_PROTOCOL;
+      const first = await startSingle(stack.client, tq, protocol, { accountId: 'acct-1' });
+      await docWhere(first.workflowId, (d) => d.status === 'running');
+      const failing = await startSingle(stack.client, tq, protocol, { accountId: 'acct-1', priority: 1 });
+      await docWhere(failing.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
+      const queued = await startSingle(stack.client, tq, protocol, { accountId: 'acct-1', priority: 2 });
+      await docWhere(queued.workflowId, (d) => d.progress?.stage === 'waiting_for_account');
+      release();
+      await docWhere(failing.workflowId, (d) => d.review?.open === true);
+      await docWhere(queued.workflowId, (d) => d.progress?.stage === 'account_needs_login');
+      const gate = stack.client.workflow.getHandle<typeof accountGate>(accountGateId('acct-1', tq));
+      await gate.executeUpdate(reactivateAccountUpdate, { args: [undefined] });
+      for (const h of [first, queued]) expect((await h.result()).status).toBe('success');
+      await failing.cancel();
+      await expect(failing.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      await gate.result();
+      const history = await save(`gate-protocol-${GATE_PROTOCOL}/gate-account-needs-login`, gate.workflowId);
+      const memos = history.events?.filter((e) => e.workflowPropertiesModifiedEventAttributes?.upsertedMemo);
+      expect(memos).toHaveLength(2); // needs_login, then active again
     });
   });
 });

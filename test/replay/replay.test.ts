@@ -10,7 +10,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowBundle } from '../helpers/harness';
 import { tempDir } from '../helpers/servers';
-import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
+import { GATE_PROTOCOL, TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
 import { historyFromJSON, type History } from './history-json';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -68,6 +68,8 @@ test('the fixtures cover every representative history, for every protocol a run 
   expect(fixtures.map((f) => f.name)).toEqual(
     expect.arrayContaining(sets.flatMap((dir) => representative.map((name) => `${dir}${name}`))),
   );
+  // Gates carry their own protocol: today's gate code has its set (record-histories.ts, `gate protocol N`).
+  expect(fixtures.map((f) => f.name)).toContain(`gate-protocol-${GATE_PROTOCOL}/gate-account-needs-login`);
   // Each set's runs carry the protocol its folder names (a batch's child carries the protocol of the code that
   // started it, whatever its batch's).
   const started = fixtures.filter((x) => ['publishSingle', 'publishBatch'].includes(x.workflowType));

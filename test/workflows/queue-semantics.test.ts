@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type WorkflowHandle, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { authExpired, rateLimited, type DriverResult, type PublishContext } from '../../src/platforms/types';
 import {
@@ -99,6 +101,29 @@ const gateMemo = async (tq: string, accountId = 'acct-1') =>
   (await env.client.workflow.getHandle(accountGateId(accountId, tq)).describe()).memo?.[GATE_MEMO_KEY] as
     GateMemo | undefined;
 const ms = (iso: string | null | undefined) => Date.parse(iso!);
+
+const { EventType } = temporal.api.enums.v1;
+/**
+ * Whether the gate committed each change of its login state to its memo before it told any task: between the event
+ * that upserts the memo and the next local-activity marker (the gate's signals to tasks, src/workflows/signals.ts)
+ * the gate's workflow task completed, so `describe` (GET /accounts) already showed the new state. Returns, per memo
+ * upsert in order, its status and whether that holds.
+ */
+async function memoCommittedBeforeTelling(tq: string, accountId = 'acct-1') {
+  const events = (await env.client.workflow.getHandle(accountGateId(accountId, tq)).fetchHistory()).events ?? [];
+  const is = (x: (typeof events)[number], t: number) => Number(x.eventType) === t;
+  const out: Array<{ status: string | undefined; committedFirst: boolean }> = [];
+  events.forEach((e, i) => {
+    const field = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[GATE_MEMO_KEY];
+    if (!field) return;
+    const status = defaultPayloadConverter.fromPayload<GateMemo>(field as Payload)?.status;
+    const marker = events.findIndex((x, k) => k > i && is(x, EventType.EVENT_TYPE_MARKER_RECORDED));
+    const between = events.slice(i + 1, marker < 0 ? events.length : marker);
+    const committedFirst = between.some((x) => is(x, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED));
+    out.push({ status, committedFirst });
+  });
+  return out;
+}
 
 /** Records how many uploads run at once, per account and in all. */
 class TrackingDriver extends ScriptedDriver {
@@ -386,6 +411,12 @@ test('AuthExpired: the task goes to review and the account holds its queue (acco
         (e: unknown) => e,
       );
     expect(again instanceof WorkflowUpdateFailedError || again instanceof WorkflowNotFoundError).toBe(true);
+    // Each change of the login state reached the memo (what GET /accounts reads) before any task heard of it: no task
+    // shows account_needs_login, or uploads after the reactivation, while the account list still says otherwise.
+    expect(await memoCommittedBeforeTelling(tq)).toEqual([
+      { status: 'needs_login', committedFirst: true },
+      { status: 'active', committedFirst: true },
+    ]);
     await failing.cancel();
     await expectCancelled(failing);
     await warmup.result();
