@@ -23,6 +23,7 @@ import type { accountGate, publishBatch, publishSingle } from '../../src/workflo
 import { startDevStack, TEST_ACCOUNTS, withWorker, type DevStack } from '../helpers/harness';
 import { waitUntil } from '../helpers/polling';
 import { hangUntilAborted, ScriptedDriver } from '../helpers/scripted-driver';
+import { auditOf } from '../../src/service/audit';
 import { historyToJSON } from './history-json';
 
 const HISTORIES = path.join(__dirname, 'histories');
@@ -254,7 +255,7 @@ describe(`gate protocol ${GATE_PROTOCOL}`, () => {
       await docWhere(failing.workflowId, (d) => d.review?.open === true);
       await docWhere(queued.workflowId, (d) => d.progress?.stage === 'account_needs_login');
       const gate = stack.client.workflow.getHandle<typeof accountGate>(accountGateId('acct-1', tq));
-      await gate.executeUpdate(reactivateAccountUpdate, { args: [undefined] });
+      await gate.executeUpdate(reactivateAccountUpdate, { args: [auditOf({ name: 'recorder', role: 'operator' })] });
       for (const h of [first, queued]) expect((await h.result()).status).toBe('success');
       await failing.cancel();
       await expect(failing.result()).rejects.toBeInstanceOf(WorkflowFailedError);
