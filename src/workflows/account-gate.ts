@@ -389,6 +389,9 @@ async function runGate(input: GateInput): Promise<void> {
     dirty = false;
     if (memoFirst && memoUnsent) {
       memoUnsent = false;
+      // After the reactivation's update has completed: its completion and the timer are both commands, and their
+      // order must not depend on how many microtasks the handler takes (the OpenTelemetry interceptors add some).
+      await condition(allHandlersFinished);
       await sleep(1);
     }
     await checkHolders();
