@@ -200,6 +200,33 @@ test('protocol 5: a child reports to its batch by local activity, so no child hi
   });
 });
 
+test('protocol 6: a batch writes its document by activity, so its history has no local-activity marker', async () => {
+  // A local activity resolves in an activation of its own, inside a workflow task; on replay the SDK once grouped
+  // child-start resolutions into that activation, and the batch's commands came in another order
+  // (test/replay/known-failures/). Without local activities every activation of the batch is a whole workflow task.
+  const driver = new ScriptedDriver();
+  driver.fallback = outcomeByTitle;
+  await run(driver, async (tq) => {
+    const handle = await startBatch(tq, [item('ok-0', 0), item('reject', 1), item('ok-2', 2)]);
+    const batchId = handle.workflowId;
+    // The document still follows the children: the review, then (after the retry) all three successes.
+    await docWhere(batchId, countsAre({ success: 2, failed: 1 }));
+    await env.client.workflow
+      .getHandle(`${batchId}-1`)
+      .executeUpdate(reviewDecisionUpdate, { args: [{ action: 'retry', note: 'again' }] });
+    expect((await handle.result()).counts).toMatchObject({ total: 3, success: 3, failed: 0 });
+    await docWhere(batchId, (d) => d.status === 'success' && d.counts?.success === 3);
+
+    const { EventType } = temporal.api.enums.v1;
+    const types = await historyEventTypes(env.client.workflow.getHandle(batchId));
+    expect(types.filter((t) => t === Number(EventType.EVENT_TYPE_MARKER_RECORDED))).toEqual([]);
+    // The writes are there, as activities (at least the first state and the last).
+    expect(
+      types.filter((t) => t === Number(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)).length,
+    ).toBeGreaterThanOrEqual(2);
+  });
+});
+
 test('cancelling a batch mid-way cancels its started children; the rest never start', async () => {
   const driver = new ScriptedDriver();
   driver.fallback = hangUntilAborted;
