@@ -18,7 +18,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type HistoryAndWorkflowId } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import {
   freePort,
@@ -30,6 +31,7 @@ import {
 } from '../test/helpers/servers';
 import { addKey } from '../src/auth/keys-file';
 import { CLIENT_CHANNEL_ARGS } from '../src/connections';
+import { prebuiltWorkflowBundle } from '../src/prebuilt-workflows';
 import { readToolEnv } from '../test/helpers/tools';
 
 const ROOT = process.env.BENCH_ROOT ?? process.cwd();
@@ -178,9 +180,27 @@ interface HistoryStats {
   /** Per sampled run: events by type (EVENT_TYPE_ prefix dropped) and visibility writes. */
   perRunByType: Record<string, number>;
   visibilityWritesPerRun: number;
+  /**
+   * The sampled histories replayed against lib/'s workflow bundle, as a worker replays a run it evicted: how many
+   * failed (a nondeterminism the run may hit after any cache eviction or restart), with the first messages. Absent for
+   * the ceiling's workflows (not in that bundle).
+   */
+  replay?: { replayed: number; failed: number; firstFailures: string[] };
 }
 
-async function historyStats(client: Client, query: string): Promise<HistoryStats> {
+async function replaySample(histories: HistoryAndWorkflowId[]): Promise<NonNullable<HistoryStats['replay']>> {
+  const out = { replayed: 0, failed: 0, firstFailures: [] as string[] };
+  const workflowBundle = prebuiltWorkflowBundle(path.join(ROOT, 'lib'));
+  for await (const r of Worker.runReplayHistories({ workflowBundle }, histories)) {
+    out.replayed++;
+    if (!r.error) continue;
+    out.failed++;
+    if (out.firstFailures.length < 3) out.firstFailures.push(`${r.workflowId}: ${r.error.message.slice(0, 300)}`);
+  }
+  return out;
+}
+
+async function historyStats(client: Client, query: string, opts: { replay?: boolean } = {}): Promise<HistoryStats> {
   const runs: Array<{ workflowId: string; runId: string }> = [];
   let events = 0;
   for await (const w of client.workflow.list({ query })) {
@@ -192,9 +212,11 @@ async function historyStats(client: Client, query: string): Promise<HistoryStats
   const sample = runs.filter((_, i) => i % step === 0).slice(0, HISTORY_SAMPLE);
   const byType: Record<string, number> = {};
   let visibility = 0;
+  const histories: HistoryAndWorkflowId[] = [];
   await mapBounded(sample.length, 8, async (i) => {
     const r = sample[i]!;
     const h = await client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
+    if (opts.replay !== false) histories.push({ workflowId: r.workflowId, history: h });
     for (const e of h.events ?? []) {
       const t = Number(e.eventType ?? 0);
       const name = (EventType[t] ?? String(t)).replace(/^EVENT_TYPE_/, '');
@@ -214,6 +236,7 @@ async function historyStats(client: Client, query: string): Promise<HistoryStats
     sampled: sample.length,
     perRunByType,
     visibilityWritesPerRun: Math.round((visibility / n) * 100) / 100,
+    ...(opts.replay !== false ? { replay: await replaySample(histories) } : {}),
   };
 }
 
@@ -221,6 +244,17 @@ async function historyStats(client: Client, query: string): Promise<HistoryStats
 interface PublishCost {
   perPublish: { events: number; visibilityWrites: number };
   parts: Record<string, HistoryStats>;
+}
+
+/** One line per phase: how many sampled histories replayed, and any that did not (a finding, not a bench failure). */
+function logReplays(phase: string, cost: PublishCost) {
+  for (const [part, st] of Object.entries(cost.parts)) {
+    if (!st.replay) continue;
+    const { replayed, failed, firstFailures } = st.replay;
+    log(
+      `${phase} replay ${part}: ${replayed} sampled histories replayed, ${failed} failed${failed ? `: ${firstFailures.join(' | ')}` : ''}`,
+    );
+  }
 }
 
 function costOf(n: number, parts: Record<string, HistoryStats>): PublishCost {
@@ -496,7 +530,9 @@ async function runCeiling(client: Client, env: NodeJS.ProcessEnv, logDir: string
   await stopProc(worker);
   procs.splice(procs.indexOf(worker), 1); // stopped on purpose: later waits must not take it for a crash
   log(`ceiling: ${N} in ${wallMs} ms (${Math.round((N / wallMs) * 10000) / 10}/s)`);
-  const cost = costOf(N, { ceiling: await historyStats(client, `${query} AND ${since(startedAt)}`) });
+  const cost = costOf(N, {
+    ceiling: await historyStats(client, `${query} AND ${since(startedAt)}`, { replay: false }),
+  });
   return { result: { submitMs, wallMs, workerPeakRssMiB, cpuS } satisfies CeilingResult, cost };
 }
 
@@ -741,6 +777,7 @@ async function main() {
         ),
         gates: await historyStats(client, gateQuery(from, to)),
       });
+      logReplays('batch', batchCost);
       // The batch's numbers on their own line too, so a failure in a later phase does not lose them.
       log(
         `batch result ${JSON.stringify({ ...batch, cpuS: batchCpu, cost: batchCost, workerPeakRssMiB: mib(rssAfterBatchHWM) })}`,
@@ -773,6 +810,7 @@ async function main() {
         ),
         gates: await historyStats(client, gateQuery(from)),
       });
+      logReplays('singles', singlesCost);
       log(`singles result ${JSON.stringify({ ...singles, cpuS: singlesCpu, cost: singlesCost })}`);
     }
     const hwm = procStatus(workerPid, 'VmHWM');
