@@ -9,6 +9,7 @@
  *   (c) the worker's peak RSS (VmHWM at the end; VmRSS sampled every second);
  *   (d) the largest history (events, bytes) of any run of the batch workflow, and whether any run hit a limit.
  * Prints one JSON line (prefixed `BENCH_RESULT `) and appends a row to docs/benchmarks.md.
+ * Ctrl-C or SIGTERM (to this process or to scripts/bench.sh) stops the servers and processes it started, then exits.
  *
  * Run from the repository root after `npm run build` (lib/ must be current): `scripts/bench.sh` (or `make bench`).
  * Env: BENCH_N (1000), BENCH_BATCH_CONCURRENCY (200), BENCH_SINGLES_CONCURRENCY (50), BENCH_WORKER_CONCURRENCY (20),
@@ -701,6 +702,14 @@ async function main() {
   let rssTimer: NodeJS.Timeout | undefined;
   let connection: Connection | undefined;
   let failed: Error | undefined;
+  let stopping: Promise<void> | undefined;
+  // Interrupted (Ctrl-C, or SIGTERM from scripts/bench.sh): the dev server, Redis, the worker and the API stop too,
+  // instead of running on without their parent.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      log(`${sig}: stopping what the bench started`);
+      void stopEverything().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
   const started = new Date();
   try {
     log(
@@ -909,22 +918,32 @@ async function main() {
     if (process.env.BENCH_NO_RECORD !== '1') record(`| ${row.join(' | ')} |`);
   } catch (err) {
     failed = err as Error;
-    log(`FAILED: ${failed.stack ?? failed.message}`);
+    // Interrupted: what failed is only the run being stopped under it.
+    if (stopping) log(`interrupted (${failed.message})`);
+    else log(`FAILED: ${failed.stack ?? failed.message}`);
     for (const p of procs) {
       const s = scanLog(p.logFile);
       log(`${p.name} log: ${s.error} errors, ${s.warn} warnings ${JSON.stringify(s.samples)}`);
     }
   } finally {
-    if (rssTimer) clearInterval(rssTimer);
-    await connection?.close().catch(() => undefined);
-    for (const p of [...procs].reverse()) await stopProc(p);
-    await dev?.destroy().catch((e: Error) => log(`stopping temporal: ${e.message}`));
-    await redis?.destroy().catch((e: Error) => log(`stopping redis: ${e.message}`));
-    if (process.env.BENCH_KEEP === '1') log(`kept ${work}`);
-    else rmSync(work, { recursive: true, force: true });
+    await stopEverything();
   }
   if (failed) process.exit(1);
   process.exit(0);
+
+  /** Stops what the bench started, in reverse order; once, whether the run ended or was interrupted. */
+  async function stopEverything() {
+    stopping ??= (async () => {
+      if (rssTimer) clearInterval(rssTimer);
+      await connection?.close().catch(() => undefined);
+      for (const p of [...procs].reverse()) await stopProc(p);
+      await dev?.destroy().catch((e: Error) => log(`stopping temporal: ${e.message}`));
+      await redis?.destroy().catch((e: Error) => log(`stopping redis: ${e.message}`));
+      if (process.env.BENCH_KEEP === '1') log(`kept ${work}`);
+      else rmSync(work, { recursive: true, force: true });
+    })();
+    return stopping;
+  }
 }
 
 void main();

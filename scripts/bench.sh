@@ -11,7 +11,13 @@ trap 'rm -rf "$OUT"' EXIT
 npx tsc bench/batch.ts bench/ceiling-worker.ts bench/ceiling-workflow.ts --outDir "$OUT" --rootDir . --target ES2022 --module commonjs --moduleResolution node \
   --lib ES2022,DOM --esModuleInterop --skipLibCheck --resolveJsonModule --strict --types node
 rc=0
-BENCH_ROOT="$ROOT" NODE_PATH="$ROOT/node_modules" node "$OUT/bench/batch.js" || rc=$?
+# In the background with a trap, so a SIGTERM to this script reaches the benchmark, which stops the servers it started.
+BENCH_ROOT="$ROOT" NODE_PATH="$ROOT/node_modules" node "$OUT/bench/batch.js" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+wait "$pid" || rc=$?
+# A signal interrupts the first wait; the second collects the benchmark's own exit once it has cleaned up.
+if kill -0 "$pid" 2>/dev/null; then wait "$pid" || rc=$?; fi
 # The benchmark appends a table row; re-align the table so `prettier --check` (make check) stays green.
 [[ -f docs/benchmarks.md ]] && npx prettier --write docs/benchmarks.md >/dev/null || true
 exit "$rc"
