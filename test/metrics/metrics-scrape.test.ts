@@ -4,7 +4,8 @@
  * uploads. After two failed publishes (HTTP 500: Unconfirmed; HTTP 401: AuthExpired) the worker's endpoint has the
  * SDK's `temporal_*` series and pubflow's upload, gate-wait and projection series, and the API's has the reviews,
  * the tasks, the account needing a login and its HTTP requests by route. Every metric name the alert rules (and the
- * Grafana dashboard) use is in one of the two scrapes.
+ * Grafana dashboard) use is in one of the two scrapes. The worker runs with PUBFLOW_WORKFLOW_TASK_SLOTS=7, and the SDK's
+ * slots gauge shows it took the setting.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -28,7 +29,8 @@ useFaultStack({ name: 'metrics', accounts: 2 }, async (s) => {
   workerMetricsUrl = `http://127.0.0.1:${port}/metrics`;
   apiUrl = `http://127.0.0.1:${s.apiPort}`;
   await Promise.all([
-    s.startWorker('metrics-w1', { PUBFLOW_WORKER_METRICS_PORT: String(port) }),
+    // Not the SDK's default (40 here), so the slots gauge shows whether the setting reached the worker.
+    s.startWorker('metrics-w1', { PUBFLOW_WORKER_METRICS_PORT: String(port), PUBFLOW_WORKFLOW_TASK_SLOTS: '7' }),
     s.startApi('metrics-api', { PUBFLOW_API_KEYS_FILE: keysFile }),
   ]);
 });
@@ -186,4 +188,17 @@ test('after failed publishes the worker and the API serve their series, and ever
   const names = sources.filter((f) => existsSync(f)).flatMap((f) => metricNamesIn(readFileSync(f, 'utf8')));
   expect(names).toEqual(expect.arrayContaining(['pubflow_uploads_total', 'pubflow_accounts_needing_login']));
   expect(names.filter((n) => !served(n, [worker, api]))).toEqual([]);
+});
+
+test('PUBFLOW_WORKFLOW_TASK_SLOTS reaches the worker: its workflow worker offers that many slots', async () => {
+  // The SDK's own gauge, per worker: slots free now. Idle, that is all of them; never more than configured.
+  const slots = async () =>
+    (await scrapeWorker()).samples.filter(
+      (x) => x.name === 'temporal_worker_task_slots_available' && x.labels.worker_type === 'WorkflowWorker',
+    );
+  const idle = await stack.waitUntil('the workflow worker to be idle', async () => {
+    const s = await slots();
+    return s.length > 0 && s.some((x) => x.value === 7) ? s : undefined;
+  });
+  expect(Math.max(...idle.map((x) => x.value))).toBe(7);
 });
