@@ -54,7 +54,7 @@ export interface PublishSingleInput {
  * 5 (2026-12-07, night): a batch child's reports to its batch go by local activity too (Projector.reportToParent):
  * about 6.5 history events fewer per batch item; a single of protocol 5 behaves as one of 3.
  * 6 (2026-12-08): a batch writes its document by regular activity, so it has no local activity left and replays
- * exactly as it ran (src/workflows/projector.ts, tryWriteDocByActivity); a single of protocol 6 behaves as one of 3.
+ * exactly as it ran (src/workflows/projector.ts, tryWriteDoc with byActivity); a single of protocol 6 behaves as one of 3.
  */
 export const TASK_PROTOCOL = 6;
 

@@ -42,29 +42,21 @@ export const boundedProjectionOptions = {
   retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
 } as const;
 const bounded = proxyLocalActivities<ReturnType<typeof createActivities>>(boundedProjectionOptions);
-/** Protocol 2's write: a few quick tries in this workflow task; false when Redis did not take it. */
-export async function tryWriteDoc(doc: TaskDoc): Promise<boolean> {
-  try {
-    await bounded.projectTask(doc);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const boundedRemote = proxyActivities<ReturnType<typeof createActivities>>(boundedProjectionOptions);
 /**
- * Protocol 6, a batch's write: the same bounded tries, as a regular activity. A batch has no local activity then,
- * so each of its activations is a whole workflow task, grouped on replay exactly as it ran. With its document written
- * by local activity (protocol 5 and before), a replay once delivered child-start resolutions that had arrived while
- * the write ran in the activation that resolved the write, not in the next workflow task as live: the projection
- * loop's timer then came before the dispatch loop's child starts, and every replay of that run failed with
- * TMPRL1100 (SDK 1.24.0; the history is test/replay/known-failures/). A write is at most once a second, so this costs
- * a few events per second of a batch's life, not per item.
+ * Protocol 2's write: a few quick tries in this workflow task; false when Redis did not take it.
+ *
+ * `byActivity` (protocol 6, a batch's write): the same bounded tries, as a regular activity. A batch has no local
+ * activity then, so each of its activations is a whole workflow task, grouped on replay exactly as it ran. With its
+ * document written by local activity (protocol 5 and before), a replay once delivered child-start resolutions that had
+ * arrived while the write ran in the activation that resolved the write, not in the next workflow task as live: the
+ * projection loop's timer then came before the dispatch loop's child starts, and every replay of that run failed with
+ * TMPRL1100 (SDK 1.24.0; the history is test/replay/known-failures/). A write is at most once a second, so this
+ * costs a few events per second of a batch's life, not per item.
  */
-export async function tryWriteDocByActivity(doc: TaskDoc): Promise<boolean> {
+export async function tryWriteDoc(doc: TaskDoc, opts: { byActivity?: boolean } = {}): Promise<boolean> {
   try {
-    await boundedRemote.projectTask(doc);
+    await (opts.byActivity ? boundedRemote : bounded).projectTask(doc);
     return true;
   } catch {
     return false;

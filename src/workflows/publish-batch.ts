@@ -49,7 +49,7 @@ import {
   type PublishBatchInput,
   type PublishBatchOutput,
 } from '../shared/workflow-contracts';
-import { projectionBackoffMs, tryWriteDoc, tryWriteDocByActivity, writeDoc } from './projector';
+import { projectionBackoffMs, tryWriteDoc, writeDoc } from './projector';
 import type { publishSingle } from './publish-single';
 
 /**
@@ -81,7 +81,7 @@ const MAX_STARTS_PER_RUN = 1000;
 const MAX_STARTS_PER_RUN_4 = 500;
 /** Belt and braces for servers that never suggest continue-as-new (the hard limit is 51,200 events). */
 const MAX_HISTORY_EVENTS = 10_000;
-/** From this protocol the batch writes its document by regular activity (tryWriteDocByActivity in projector.ts). */
+/** From this protocol the batch writes its document by regular activity (tryWriteDoc with byActivity in projector.ts). */
 export const REMOTE_BATCH_WRITES_PROTOCOL = 6;
 /** At most one batch-document write per second of workflow time; the last state is always written. */
 const PROJECTION_INTERVAL_MS = 1000;
@@ -246,9 +246,9 @@ export async function publishBatch(input: PublishBatchInput): Promise<PublishBat
       if ((input.protocol ?? 1) >= 2) {
         // As a task's projector (projector.ts): bounded tries, then a durable wait, so a Redis outage holds no
         // workflow task open and the children's reports and starts go on. The next write takes the newest counts.
-        const ok = await ((input.protocol ?? 1) >= REMOTE_BATCH_WRITES_PROTOCOL ? tryWriteDocByActivity : tryWriteDoc)(
-          snapshot,
-        );
+        const ok = await tryWriteDoc(snapshot, {
+          byActivity: (input.protocol ?? 1) >= REMOTE_BATCH_WRITES_PROTOCOL,
+        });
         if (!ok) {
           await sleep(projectionBackoffMs(writeFailures++));
           continue;
