@@ -29,6 +29,9 @@ import { TaskStateManager } from '../../src/projection/task-state-manager';
 import { uploadQueueFor } from '../../src/shared/task-queues';
 import type { TaskDoc } from '../../src/shared/types';
 import { createPubflowWorkers } from '../../src/worker';
+
+/** What createPubflowWorkers returns (main, uploads, run, shutdown). */
+export type PubflowWorkers = Awaited<ReturnType<typeof createPubflowWorkers>>;
 import { workflowInterceptorModules } from '../../src/prebuilt-workflows';
 import { waitUntil, type PollOptions } from './polling';
 import {
@@ -153,8 +156,11 @@ export async function withWorker<T>(
     store?: ProjectionStore;
     /** Event webhooks (test/events/); default none. */
     events?: ActivityDeps['events'];
+    /** The main queue's workflow-task slots and the workflow cache (PUBFLOW_WORKFLOW_*); default: the SDK's. */
+    workflowTaskSlots?: number;
+    workflowCacheSize?: number;
   },
-  fn: (taskQueue: string) => Promise<T>,
+  fn: (taskQueue: string, workers: PubflowWorkers) => Promise<T>,
 ): Promise<T> {
   const taskQueue = opts.taskQueue ?? `tq-${randomUUID()}`;
   const workers = await createPubflowWorkers({
@@ -171,12 +177,14 @@ export async function withWorker<T>(
       events: opts.events,
     },
     uploadConcurrency: opts.uploadConcurrency ?? 3,
+    ...(opts.workflowTaskSlots !== undefined ? { workflowTaskSlots: opts.workflowTaskSlots } : {}),
+    ...(opts.workflowCacheSize !== undefined ? { workflowCacheSize: opts.workflowCacheSize } : {}),
     shutdownGraceMs: 1000,
     workflowBundle: await workflowBundle(),
   });
   const running = workers.run();
   try {
-    return await fn(taskQueue);
+    return await fn(taskQueue, workers);
   } finally {
     workers.shutdown();
     await running;

@@ -4,13 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createLogger } from '../../src/log';
-import { DriverRegistry } from '../../src/platforms';
 import { DEFAULT_POLICY } from '../../src/shared/policy';
 import { TASK_PROTOCOL } from '../../src/shared/workflow-contracts';
-import { createPubflowWorkers } from '../../src/worker';
 import type { publishSingle } from '../../src/workflows';
-import { type Harness, perFile, startWorkflowTestStack, waitForDoc, workflowBundle } from '../helpers/harness';
+import { type Harness, perFile, startWorkflowTestStack, waitForDoc, withWorker } from '../helpers/harness';
 import { ScriptedDriver } from '../helpers/scripted-driver';
 
 let env: TestWorkflowEnvironment;
@@ -22,55 +19,38 @@ perFile(
 );
 
 /** Five scheduled tasks (each waits on its publish time, open and idle) on a worker; its count of cached runs. */
-async function cachedWithFiveOpenRuns(workflowCacheSize: number | undefined): Promise<number> {
-  const taskQueue = `tq-${randomUUID()}`;
-  const workers = await createPubflowWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps: {
-      store: h.store,
-      accounts: h.accounts,
-      drivers: new DriverRegistry([new ScriptedDriver()]),
-      log: createLogger('test-worker', { silent: true }),
-    },
-    uploadConcurrency: 1,
-    workflowTaskSlots: 2,
-    workflowCacheSize,
-    shutdownGraceMs: 500,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = workers.run();
-  const ids = Array.from({ length: 5 }, () => `cache-${randomUUID()}`);
-  try {
-    const publishAt = new Date(Date.now() + 3_600_000).toISOString();
-    for (const workflowId of ids)
-      await env.client.workflow.start<typeof publishSingle>('publishSingle', {
-        taskQueue,
-        workflowId,
-        args: [
-          {
-            request: {
-              platform: 'scripted',
-              accountId: 'acct-1',
-              video: { path: '/m/v.mp4' },
-              title: 't',
-              priority: 5,
-              publishAt,
+function cachedWithFiveOpenRuns(workflowCacheSize: number | undefined): Promise<number> {
+  const opts = { connection: env.nativeConnection, harness: h, drivers: [new ScriptedDriver()], uploadConcurrency: 1 };
+  return withWorker({ ...opts, workflowTaskSlots: 2, workflowCacheSize }, async (taskQueue, workers) => {
+    const ids = Array.from({ length: 5 }, () => `cache-${randomUUID()}`);
+    try {
+      const publishAt = new Date(Date.now() + 3_600_000).toISOString();
+      for (const workflowId of ids)
+        await env.client.workflow.start<typeof publishSingle>('publishSingle', {
+          taskQueue,
+          workflowId,
+          args: [
+            {
+              request: {
+                platform: 'scripted',
+                accountId: 'acct-1',
+                video: { path: '/m/v.mp4' },
+                title: 't',
+                priority: 5,
+                publishAt,
+              },
+              policy: DEFAULT_POLICY,
+              protocol: TASK_PROTOCOL,
             },
-            policy: DEFAULT_POLICY,
-            protocol: TASK_PROTOCOL,
-          },
-        ],
-      });
-    // Each run has had its first workflow task (a scheduled task writes its own first document, then waits).
-    for (const id of ids) await waitForDoc(h, id, (d) => d.scheduled_for !== null);
-    return workers.main.getStatus().numCachedWorkflows;
-  } finally {
-    for (const id of ids) await env.client.workflow.getHandle(id).terminate('test over');
-    workers.shutdown();
-    await running;
-  }
+          ],
+        });
+      // Each run has had its first workflow task (a scheduled task writes its own first document, then waits).
+      for (const id of ids) await waitForDoc(h, id, (d) => d.scheduled_for !== null);
+      return workers.main.getStatus().numCachedWorkflows;
+    } finally {
+      for (const id of ids) await env.client.workflow.getHandle(id).terminate('test over');
+    }
+  });
 }
 
 test('a cache of 2 keeps at most two of five open runs in memory; the default keeps all five', async () => {
